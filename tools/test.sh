@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: every notebook (nbdev_test), then tests/ (pytest, which also checks that
+# nbdev_export would leave c2p/ unchanged). Run from the repository root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+nbdev_test --n_workers 2 --timing
+python -m pytest -q tests
+echo "tools/test.sh: all tests passed in $(( $(date +%s) - start )) s"
