@@ -1,0 +1,124 @@
+"""`c2p protect` from the command line: outputs, reports, reruns, refusals and one-line errors on real photos."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from c2p.cli import main
+from c2p.core import shared_dir
+
+FACES = shared_dir() / "faces"
+KIT = FACES / "kit_harington/john1.jpg"          # 1200x599 JPEG, one face
+FAST = ["--steps", "2", "--pti-steps", "2", "--quiet"]  # the command's plumbing, not the protection's strength
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def run(argv, capsys):
+    code = main(["protect", *argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def test_bad_input_gives_one_line_and_no_output(tmp_path, capsys):
+    out = tmp_path / "out"
+    cases = [
+        ([str(KIT), "--out", str(out), "--prompt", "red lipstick", "--mode", "impersonation"], "needs --target"),
+        ([str(KIT), "--out", str(out), "--prompt", "red lipstick", "--layers", "17-8"], "cannot read layers"),
+        ([str(KIT), "--out", str(out), "--prompt", "red lipstick", "--steps", "0"], "--steps must be positive"),
+        ([str(KIT), "--out", str(out), "--prompt", "   "], "prompt is empty"),
+        ([str(KIT), "--out", str(out), "--prompt", "x", "--mode", "impersonation", "--target", str(tmp_path / "nope.jpg")],
+         "does not exist"),
+        ([str(KIT), "--out", str(out), "--prompt", "x", "--device", "cuda:banana"], "device"),
+    ]
+    for argv, words in cases:
+        code, _, err = run(argv, capsys)
+        assert code == 2, (argv, err)
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert len(lines) == 1 and words in lines[0] and lines[0].startswith("c2p protect: error:"), (argv, err)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_and_unreadable_photos_fail_with_nonzero_exit(tmp_path, capsys):
+    bad = tmp_path / "notes.jpg"; bad.write_text("not a photo")
+    code, _, err = run([str(tmp_path / "missing.jpg"), str(bad), "--out", str(tmp_path / "out"), "--prompt", "red lipstick", *FAST], capsys)
+    assert code == 1
+    assert "missing.jpg: no such file" in err and "notes.jpg" in err and "2 failed" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_protects_a_folder_skips_faceless_reruns_and_never_overwrites(tmp_path, capsys):
+    src = tmp_path / "in"; src.mkdir()
+    shutil.copy(KIT, src / "kit.jpg")
+    Image.new("RGB", (320, 240), (120, 160, 200)).save(src / "sky.png")  # no face
+    out = tmp_path / "out"
+    code, _, err = run([str(src), "--out", str(out), "--prompt", "red lipstick", *FAST], capsys)
+    assert code == 0, err
+    assert "sky.png: skipped, no face" in err and "1 protected" in err
+    assert sorted(p.name for p in out.iterdir()) == ["kit_protected.jpg", "kit_report.json"]  # nothing partial
+    prot = Image.open(out / "kit_protected.jpg")
+    assert prot.format == "JPEG" and prot.size == Image.open(KIT).size
+    rep = json.loads((out / "kit_report.json").read_text())
+    for key in ("input", "output", "mode", "target", "prompt", "preset", "faces", "settings", "timings"):
+        assert key in rep, key
+    assert rep["mode"] == "dodging" and rep["preset"] == "tiny" and rep["prompt"] == "red lipstick" and len(rep["faces"]) == 1
+    face = rep["faces"][0]
+    assert set(face["scores_before"]) == set(face["scores_after"]) == set(face["thresholds"]) == {"dlib"}
+    assert face["thresholds"]["dlib"] == 0.6 and len(face["box"]) == 4 and face["steps"] >= 1
+    assert rep["settings"]["search"]["steps"] == 2 and rep["settings"]["pti_steps"] == 2
+    before = (out / "kit_protected.jpg").read_bytes()
+
+    # rerun: the finished photo is skipped, nothing rewritten
+    code, _, err = run([str(src), "--out", str(out), "--prompt", "red lipstick", *FAST], capsys)
+    assert code == 0 and "kit.jpg: already protected" in err and (out / "kit_protected.jpg").read_bytes() == before
+
+    # an output without its report is someone else's file: refused, untouched, exit 1; --overwrite replaces it
+    (out / "kit_report.json").unlink()
+    code, _, err = run([str(src / "kit.jpg"), "--out", str(out), "--prompt", "red lipstick", *FAST], capsys)
+    assert code == 1 and "already exists" in err and (out / "kit_protected.jpg").read_bytes() == before
+    code, _, err = run([str(src / "kit.jpg"), "--out", str(out), "--prompt", "blue eyeshadow", "--overwrite", *FAST], capsys)
+    assert code == 0 and json.loads((out / "kit_report.json").read_text())["prompt"] == "blue eyeshadow"
+
+
+def test_never_overwrites_an_input(tmp_path, capsys):
+    shutil.copy(KIT, tmp_path / "a.jpg")
+    shutil.copy(KIT, tmp_path / "a_protected.jpg")  # a photo that happens to carry the output's name
+    before = (tmp_path / "a_protected.jpg").read_bytes()
+    code, _, err = run([str(tmp_path / "a.jpg"), str(tmp_path / "a_protected.jpg"), "--out", str(tmp_path), "--prompt", "red lipstick",
+                        *FAST], capsys)
+    assert code == 1 and "would overwrite an input" in err
+    assert (tmp_path / "a_protected.jpg").read_bytes() == before
+
+
+def test_impersonation_and_layers_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run([str(KIT), "--out", str(out), "--prompt", "red lipstick", "--mode", "impersonation",
+                        "--target", str(FACES / "obama/obama_official_portrait.jpg"), "--layers", "9-13", "--lambda-adv", "1.5",
+                        "--seed", "3", *FAST], capsys)
+    assert code == 0, err
+    rep = json.loads((out / "john1_report.json").read_text())
+    assert rep["mode"] == "impersonation" and rep["target"].endswith("obama_official_portrait.jpg")
+    assert rep["settings"]["search"]["layers"] == list(range(9, 14)) and rep["settings"]["search"]["lambda_adv"] == 1.5
+    assert rep["settings"]["seed"] == 3 and rep["faces"][0]["reference"] == "target"
+
+
+def test_console_script_reports_errors_without_traceback(tmp_path):
+    exe = Path(sys.executable).parent / "c2p"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from c2p.cli import run; run()"]
+    r = subprocess.run(cmd + ["protect", str(tmp_path / "none.jpg"), "--out", str(tmp_path), "--prompt", "x", "--mode",
+                              "impersonation"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+    r = subprocess.run(cmd + ["protect", "--prompt", "x"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr  # argparse usage error
