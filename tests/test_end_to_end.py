@@ -29,7 +29,7 @@ PROMPT = "red lipstick"
 
 @pytest.fixture(scope="module", autouse=True)
 def _threads():
-    n = torch.get_num_threads(); torch.set_num_threads(2)
+    n = torch.get_num_threads(); torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
 
