@@ -577,14 +577,22 @@ def make_fake_protect_folder(dest, cases, width: int = 360) -> Path:
     return dest
 
 # %% ../nbs/10_evaluation.ipynb #0a546787
+def _around(image, box, margin: float = 0.5) -> Image.Image:
+    "The part of `image` around `box`, enlarged by `margin` of its size on every side (so makeup is visible in a big photo)."
+    im = _as_pil(image)
+    if box is None: return im
+    x0, y0, x1, y1 = box
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    return im.crop((max(0, int(x0 - mx)), max(0, int(y0 - my)), min(im.width, int(x1 + mx)), min(im.height, int(y1 + my))))
+
 def report_figure(original, protected, scores: dict, thresholds: dict, losses: dict | None = None, metrics: dict | None = None,
-                  title: str | None = None, mode: str | None = None):
-    "A matplotlib Figure: before/after photos, per-model score bars against FAR thresholds, and loss curves if given."
+                  title: str | None = None, mode: str | None = None, box=None):
+    "A matplotlib Figure: before/after (around the face `box` if given), score bars against FAR thresholds, loss curves if given."
     import matplotlib.pyplot as plt
     ncol = 3 + bool(losses)
     fig, axes = plt.subplots(1, ncol, figsize=(4 * ncol, 4), gridspec_kw={"width_ratios": [1, 1, 1.3] + [1.3] * bool(losses)})
     for ax, im, t in zip(axes, (original, protected), ("original", "protected")):
-        ax.imshow(_as_pil(im)); ax.set_title(t); ax.axis("off")
+        ax.imshow(_around(im, box)); ax.set_title(t); ax.axis("off")
     ax, names = axes[2], list(scores)
     metric = lambda n: (metrics or {}).get(n, "euclidean" if n == "dlib" else "cosine")
     colours = []
@@ -625,7 +633,7 @@ def write_report_figures(results: dict, dest, overwrite: bool = False) -> list[P
         thr = {m: results["models"][m]["thresholds"] for m in clean}
         fig = report_figure(pair.original if pair.original is not None else pair.reference, pair.protected, clean, thr, losses=pair.losses,
                             metrics={m: results["models"][m]["metric"] for m in clean}, title=f"{row['name']}: {row['mode']}",
-                            mode=row["mode"])
+                            mode=row["mode"], box=row.get("box"))
         out = dest / f"{row['name'].replace('#', '_face')}_evaluation.png"
         with atomic_path(out, overwrite) as tmp:
             fig.savefig(tmp, dpi=80, format="png")

@@ -1,6 +1,7 @@
 """The studio driven headlessly, as a person would: set the widgets, click Protect, look at what comes out."""
 import io
 import time
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ FACES = shared_dir() / "faces"
 
 def _upload_value(image: Image.Image, name="photo.png"):
     buf = io.BytesIO(); image.save(buf, format="PNG"); data = buf.getvalue()
-    return ({"name": name, "type": "image/png", "size": len(data), "content": memoryview(data), "last_modified": 0},)
+    return ({"name": name, "type": "image/png", "size": len(data), "content": memoryview(data), "last_modified": datetime.now(timezone.utc)},)
 
 
 @pytest.fixture(scope="module")
