@@ -68,6 +68,11 @@ def test_studio_in_jupyterlab(jupyterlab):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(f"{base}/lab/tree/nbs/11_studio.ipynb?token={token}", timeout=120_000)
+            select = page.locator(".jp-Dialog").get_by_role("button", name="Select")
+            try:  # a notebook without a kernelspec asks which kernel to use
+                select.click(timeout=10_000)
+            except Exception:
+                pass
             page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget && "
                                    "window.jupyterapp.shell.currentWidget.sessionContext && "
                                    "window.jupyterapp.shell.currentWidget.sessionContext.session && "

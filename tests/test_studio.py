@@ -39,7 +39,7 @@ def test_protect_click(studio):
     for value in (studio.before_after.value, studio.bars.value):
         assert Image.open(io.BytesIO(value)).width > 100
     assert 'download="protected.png"' in studio.download.value
-    assert studio.status.value.startswith("Done")
+    assert studio.status.value.startswith("Done") and "Face 1" in studio.status.value
     assert not studio.run_button.disabled and studio.stop_button.disabled  # controls are back
 
 
