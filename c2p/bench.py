@@ -107,8 +107,17 @@ def _generator_args(p):
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     p.add_argument("--reference", action="store_true", help="time the literal (unoptimised) code path instead")
 
+def _protect(args) -> int:
+    from c2p.pipeline import run_bench_protect  # the whole pipeline: imported only for this benchmark
+    return run_bench_protect(args)
+
+def _protect_args(p):
+    from c2p.pipeline import bench_protect_args
+    bench_protect_args(p)
+
 #: subcommand -> (function(args) -> exit code, argument adder, help)
-COMMANDS = {"generator": (bench_generator, _generator_args, "StyleGAN2 forward+backward speed vs matmul peak")}
+COMMANDS = {"generator": (bench_generator, _generator_args, "StyleGAN2 forward+backward speed vs matmul peak"),
+            "protect": (_protect, _protect_args, "seconds per tuning step, search step and protected face, tiny and paper presets")}
 
 def main(argv=None) -> int:
     "Run one benchmark subcommand (`python -m c2p.bench NAME --help`)."

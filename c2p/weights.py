@@ -37,7 +37,7 @@ from .core import InputError, WeightsError, atomic_path, write_text_atomic
 __all__ = ['REGISTRY', 'cache_dir', 'load_checkpoint', 'state_dict_mismatches', 'load_state_dict_strict', 'manifest_mismatches',
            'Source', 'WeightSpec', 'weight_names', 'get_spec', 'get_loader', 'spec_path', 'is_offline', 'source_url',
            'human_url', 'sha256_file', 'check_file', 'is_verified', 'extract_members', 'weights_path', 'weights_status',
-           'registry_table', 'add_command', 'run_weights', 'use_google_drive_cache']
+           'registry_table', 'add_command', 'run_weights', 'use_google_drive_cache', 'colab_setup']
 
 # %% ../nbs/12_weights.ipynb #9c4e11e9
 def cache_dir() -> Path:
@@ -737,3 +737,15 @@ def use_google_drive_cache(folder: str = "/content/drive/MyDrive/c2p-cache") -> 
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["C2P_HOME"] = str(folder)
     return folder
+
+# %% ../nbs/12_weights.ipynb #9e3e077a
+def colab_setup(keep_weights_on_drive: bool = False) -> str:
+    "First cell of a Colab session: report the GPU and optionally keep the weights cache on Google Drive."
+    import torch
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    print(f"c2p on {'GPU ' + gpu if gpu else 'CPU (for the paper preset choose Runtime > Change runtime type > GPU)'}")
+    if keep_weights_on_drive:
+        print(f"weights cache: {use_google_drive_cache()}")
+    else:
+        print(f"weights cache: {cache_dir()} (set keep_weights_on_drive=True to keep it on Google Drive across sessions)")
+    return "cuda" if gpu else "cpu"

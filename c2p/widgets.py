@@ -17,7 +17,8 @@ from PIL import Image
 from .core import C2PError
 
 # %% auto #0
-__all__ = ['UPLOAD', 'StopRequested', 'png_bytes', 'side_by_side', 'download_link', 'similarity_bars', 'figure_png', 'Studio']
+__all__ = ['UPLOAD', 'StopRequested', 'png_bytes', 'side_by_side', 'download_link', 'similarity_bars', 'verdict', 'figure_png',
+           'Studio']
 
 # %% ../nbs/11_studio.ipynb #9e99da43
 class StopRequested(C2PError):
@@ -62,6 +63,16 @@ def similarity_bars(report: dict):
         ax.set_xticks(list(xs), names); ax.set_title(f"face {i + 1}: score vs threshold (dashed)"); ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+def verdict(report: dict) -> str:
+    "One sentence per face: which face-recognition models no longer match it (dodging) or now match the target."
+    out = []
+    for i, face in enumerate(report.get("faces", [])):
+        ok = face.get("protected", {})
+        fooled = [m for m, v in ok.items() if v]
+        out.append(f"Face {i + 1}: protected against {', '.join(fooled)}." if fooled else
+                   f"Face {i + 1}: not yet protected (try more iterations or a larger lambda_adv).")
+    return " ".join(out)
 
 def figure_png(fig) -> bytes:
     "Render a matplotlib figure to PNG bytes and close it."
@@ -182,7 +193,8 @@ class Studio:
                                   lambda_adv=self.lambda_adv.value, lambda_clip=self.lambda_clip.value,
                                   lambda_lat=self.lambda_lat.value)
             self._show(photo, self.result)
-            self.status.value = f"Done in {time.time() - t0:.0f} s."
+            self.progress.value = 1.0
+            self.status.value = f"Done in {time.time() - t0:.0f} s. {verdict(self.result.report)}"
         except StopRequested:
             self.status.value = "Stopped. Nothing was saved."
         except C2PError as e:
