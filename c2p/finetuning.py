@@ -32,6 +32,7 @@ class PTIConfig:
     lpips_net: str = "vgg"
     lpips_pretrained: bool = True
     lpips_target: float | None = None  # stop once LPIPS falls to this
+    noise_lr: float = 0.0            # > 0: also optimise the per-layer noise maps at this rate (kept in the copy)
 
     @classmethod
     def paper(cls) -> "PTIConfig":
@@ -40,8 +41,8 @@ class PTIConfig:
 
     @classmethod
     def tiny(cls) -> "PTIConfig":
-        "For the tiny random generator on a CPU: random AlexNet LPIPS, more MSE weight, more steps and a larger rate."
-        return cls(steps=400, lr=2e-3, mse_weight=1.0, lpips_net="alex", lpips_pretrained=False)
+        "For the tiny random generator on a CPU: random AlexNet LPIPS, more MSE weight and rate, tuned noise maps."
+        return cls(steps=150, lr=2e-3, mse_weight=1.0, lpips_net="alex", lpips_pretrained=False, noise_lr=0.03)
 
     def lpips(self, device=None):
         "The LPIPS network these settings ask for."
@@ -80,7 +81,7 @@ def free_memory(device=None):
 # %% ../nbs/04_finetuning.ipynb #6d2cc914
 def pivotal_tuning(generator: Generator, w_pivot, target, steps: int = 150, lr: float = 5e-4, lpips_net=None,
                    mse_weight: float = 0.1, loss_size: int = 256, lpips_target: float | None = None,
-                   callback=None, progress: bool = True) -> TuningResult:
+                   noise_lr: float = 0.0, callback=None, progress: bool = True) -> TuningResult:
     "PTI: tune a copy of `generator` so that G(w_pivot) reconstructs `target` (aligned face or [1,3,H,W] in [-1,1])."
     device = generator.latent_avg.device
     if not torch.is_tensor(w_pivot) or tuple(w_pivot.shape[-2:]) != (generator.n_latent, generator.style_dim):
@@ -94,9 +95,15 @@ def pivotal_tuning(generator: Generator, w_pivot, target, steps: int = 150, lr: 
     # the mapping network is not used from a fixed pivot: tune only the synthesis weights
     params = [p for n, p in tuned.named_parameters() if not n.startswith("style.")]
     opt = torch.optim.Adam(params, lr=lr)
+    # optional: the noise maps are per-image too (as in StyleGAN2's projector); they start from the generator's own
+    # buffers and, being buffers, the tuned ones are stored in the copy, so `tuned(w_pivot)` redraws the face unaided
+    noise = [getattr(tuned.noises, f"noise_{i}") for i in range(tuned.num_layers)]
+    if noise_lr > 0:
+        noise = [n.detach().clone().requires_grad_(True) for n in noise]
+        opt.add_param_group(dict(params=noise, lr=noise_lr))
     result = TuningResult(None, w_pivot)
     for step in trange(steps, desc="pivotal tuning", disable=not progress, leave=False):
-        loss, lp = reconstruction_loss(tuned.synthesis(w_pivot), target, lpips_net, mse_weight, loss_size)
+        loss, lp = reconstruction_loss(tuned.synthesis(w_pivot, noise), target, lpips_net, mse_weight, loss_size)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -108,6 +115,8 @@ def pivotal_tuning(generator: Generator, w_pivot, target, steps: int = 150, lr: 
     del opt, params
     tuned.requires_grad_(False).eval()
     with torch.no_grad():
+        for i, n in enumerate(noise):
+            getattr(tuned.noises, f"noise_{i}").copy_(n)
         result.psnr = image_psnr(tuned.synthesis(w_pivot), target)
     result.generator = tuned
     free_memory(device)
