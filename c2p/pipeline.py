@@ -183,29 +183,6 @@ def _relay(callback, **tags):
         callback({**info, **tags})
     return relay
 
-def _pivotal_tuning_fn():
-    "`c2p.finetuning.pivotal_tuning`, or a minimal stand-in (pixel + LPIPS loss on a copy) while that module is absent."
-    try:
-        from c2p.finetuning import pivotal_tuning
-        return pivotal_tuning
-    except ImportError:
-        pass
-    import copy
-    from types import SimpleNamespace
-    def pivotal_tuning(generator, w_pivot, target, steps=150, lr=5e-4, lpips_net=None, callback=None, progress=True):
-        "Fine-tune a copy of `generator` so that it draws `target` at `w_pivot` (PTI, Roich et al. 2022)."
-        tuned = copy.deepcopy(generator).train().requires_grad_(True)
-        opt = torch.optim.Adam(tuned.parameters(), lr=lr)
-        losses = []
-        for step in tqdm(range(steps), desc="tuning", leave=False, disable=not progress):
-            y = tuned(w_pivot)
-            loss = torch.nn.functional.mse_loss(y, target) + (lpips_net(y, target).mean() if lpips_net is not None else 0)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-            losses.append(loss.item())
-            if callback is not None: callback(step, losses[-1])
-        return SimpleNamespace(generator=tuned.eval().requires_grad_(False), losses=losses)
-    return pivotal_tuning
-
 @dataclass
 class FaceResult:
     "One protected face: where it is, its aligned original, reconstruction and protected versions, and the search."
@@ -223,7 +200,7 @@ def protect_face(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *
     "Align, invert, tune and search one detected `face` of PIL `image`; the base generator stays untouched."
     from c2p.faces import align_face, pil_to_tensor
     from c2p.inversion import invert
-    pivotal_tuning = _pivotal_tuning_fn()
+    from c2p.finetuning import pivotal_tuning
     tags = dict(face=index, n_faces=n_faces)
     timings, t = {}, time.perf_counter()
     aligned = align_face(image, face, size=cfg.size)

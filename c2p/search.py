@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .core import InputError
+from .identity import latent_loss
 
 # %% auto #0
 __all__ = ['SearchConfig', 'parse_layers', 'ensemble_members', 'threshold_of', 'is_distance', 'match_margin', 'pair_scores',
-           'SearchResult', 'augment', 'latent_loss', 'adversarial_loss', 'fixed_noise', 'set_noise_strength',
-           'adversarial_search']
+           'SearchResult', 'augment', 'adversarial_loss', 'fixed_noise', 'set_noise_strength', 'adversarial_search']
 
 # %% ../nbs/08_search.ipynb #7b3e5f72
 @dataclass
@@ -143,14 +143,6 @@ def augment(x, gen: torch.Generator, cfg: SearchConfig):
 def _embed(ensemble, x):
     "Embeddings {name: [B,D]} of aligned faces `x` by every surrogate (each `FaceModel` cuts its own crop or chip)."
     return ensemble.embed_all(x)
-
-def latent_loss(w_plus, w0, layers):
-    "Latent loss: mean squared distance of the moving W+ layers from the pivot (`c2p.identity.latent_loss` if present)."
-    try:
-        from c2p.identity import latent_loss as ll
-    except ImportError:
-        return (w_plus - w0)[:, list(layers)].pow(2).sum(-1).mean()
-    return ll(w_plus, w0, layers)
 
 def adversarial_loss(ensemble, embs: dict, ref_embs: dict, mode: str):
     "Mean over surrogates (and the batch) of the per-model adversarial term; lower = more successful."
