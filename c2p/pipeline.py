@@ -24,21 +24,25 @@ import torch
 from tqdm.auto import tqdm
 
 from .core import C2PError, InputError, NoFaceError, OutputExistsError, get_device, seed_everything
+from .cosmetics import CosmeticsConfig
 from .search import SearchConfig, adversarial_search, ensemble_members, match_margin, set_noise_strength, pair_scores, parse_layers, threshold_of
 
 # %% auto #0
-__all__ = ['PRESETS', 'FR_MODELS', 'IMAGE_EXTS', 'ProtectConfig', 'Models', 'PixelOnly', 'load_models', 'FaceResult',
-           'protect_face', 'ProtectResult', 'protect', 'expand_inputs', 'output_paths', 'output_stems', 'protect_files',
-           'add_command', 'run_protect', 'bench_protect_args', 'bench_protect', 'run_bench_protect']
+__all__ = ['PRESETS', 'RENDERERS', 'FR_MODELS', 'IMAGE_EXTS', 'ProtectConfig', 'Models', 'PixelOnly', 'load_models', 'FaceResult',
+           'protect_face', 'protect_face_cosmetics', 'ProtectResult', 'parse_look', 'protect', 'expand_inputs',
+           'output_paths', 'output_stems', 'protect_files', 'add_command', 'run_protect', 'bench_protect_args',
+           'bench_protect', 'run_bench_protect']
 
 # %% ../nbs/09_pipeline.ipynb #c96b35c6
-PRESETS = ("tiny", "paper")
+PRESETS = ("makeup", "tiny", "paper")  # the first is the default everywhere
+RENDERERS = ("cosmetics", "generator")
 FR_MODELS = ("irse50", "ir152", "facenet", "mobile_face")
 
 @dataclass
 class ProtectConfig:
     "Every setting of `protect()`: models, inversion, pivotal tuning, the search, and output."
-    preset: str = "tiny"
+    preset: str = "makeup"
+    renderer: str = "generator"         # 'cosmetics': makeup model (c2p.cosmetics); 'generator': StyleGAN2 (the paper)
     size: int = 256                     # aligned face size = generator resolution
     pretrained: bool = False            # real checkpoints (paper) or random-initialised models of the same classes
     inversion: str = "projection"       # 'e4e' (encoder) or 'projection' (optimisation)
@@ -57,6 +61,7 @@ class ProtectConfig:
     seed: int = 0
     mode: str = "dodging"
     search: SearchConfig = field(default_factory=SearchConfig)
+    cosmetics: CosmeticsConfig = field(default_factory=CosmeticsConfig)
 
     @classmethod
     def paper(cls, **kw):
@@ -73,25 +78,36 @@ class ProtectConfig:
                    search=SearchConfig.tiny()).override(**kw)
 
     @classmethod
-    def from_preset(cls, name: str = "tiny", **kw):
-        "The named preset ('tiny' or 'paper') with `kw` overriding any pipeline or search setting."
+    def makeup(cls, **kw):
+        "Generator-free and CPU-first: real cosmetics in landmark regions, searched against dlib (and any FR/CLIP weights already cached)."
+        return cls(preset="makeup", renderer="cosmetics", size=256, pretrained=False, inversion="none", inversion_steps=0,
+                   pti_steps=0, lpips=False, surrogates=("dlib",), held_out=(), cosmetics=CosmeticsConfig()).override(**kw)
+
+    @classmethod
+    def from_preset(cls, name: str = PRESETS[0], **kw):
+        "The named preset ('makeup', 'tiny' or 'paper') with `kw` overriding any pipeline or search setting."
         if name not in PRESETS:
             raise InputError(f"unknown preset {name!r}: use {' or '.join(PRESETS)}")
         return getattr(cls, name)(**kw)
 
     def override(self, **kw):
-        "A copy with settings changed by name; search settings (steps, lr, layers, lambda_*) go to `search`."
-        mine = {f.name for f in fields(self)} - {"search"}
-        theirs = {f.name for f in fields(SearchConfig)}
+        "A copy with settings changed by name; search settings (steps, lr, layers, lambda_*) go to `search` and `cosmetics`."
+        mine = {f.name for f in fields(self)} - {"search", "cosmetics"}
+        cosm = {f.name for f in fields(CosmeticsConfig)}
+        theirs = {f.name for f in fields(SearchConfig)} | cosm
         kw = {k: v for k, v in kw.items() if v is not None}
         unknown = sorted(set(kw) - mine - theirs)
         if unknown:
             raise InputError(f"unknown setting {unknown[0]!r}; settings are {', '.join(sorted(mine | theirs))}")
         if "layers" in kw and isinstance(kw["layers"], str): kw["layers"] = parse_layers(kw["layers"])
-        search = replace(self.search, **{k: v for k, v in kw.items() if k in theirs and k not in mine})
+        search = replace(self.search, **{k: v for k, v in kw.items() if k in theirs - cosm - mine or
+                                         (k in theirs and k not in mine and hasattr(self.search, k))})
+        cosmetics = replace(self.cosmetics, **{k: v for k, v in kw.items() if k in cosm and (k not in mine or k in ("seed", "far"))})
         if "seed" in kw: search = replace(search, seed=kw["seed"])
         if "mode" in kw: search = replace(search, mode=kw["mode"])
-        out = replace(self, search=search, **{k: v for k, v in kw.items() if k in mine})
+        out = replace(self, search=search, cosmetics=cosmetics, **{k: v for k, v in kw.items() if k in mine})
+        if out.renderer not in RENDERERS:
+            raise InputError(f"unknown renderer {out.renderer!r}: use {' or '.join(RENDERERS)}")
         if out.mode not in ("dodging", "impersonation"):
             raise InputError(f"unknown mode {out.mode!r}: use dodging or impersonation")
         return out
@@ -104,10 +120,10 @@ class ProtectConfig:
 @dataclass
 class Models:
     "Every network `protect()` needs, built once and reused across faces and photos."
-    generator: torch.nn.Module          # base StyleGAN2 generator (never modified)
+    generator: torch.nn.Module | None   # base StyleGAN2 generator (never modified); None for the cosmetics renderer
     encoder: torch.nn.Module | None     # e4e encoder, or None for projection
     lpips: torch.nn.Module              # LPIPS net for projection and pivotal tuning (PixelOnly when off)
-    clip: torch.nn.Module
+    clip: torch.nn.Module | None        # None: no makeup loss (cosmetics renderer without real CLIP weights)
     tokenizer: object
     surrogates: object                  # FaceEnsemble the search attacks
     judges: object                      # FaceEnsemble of surrogates + held-out models, for the report
@@ -130,12 +146,30 @@ def _fr_model(name: str, pretrained: bool, seed: int, device):
         return fm.load_face_model(name, device=device)
     return fm.create_face_model(name, seed=seed, device=device)
 
-def load_models(cfg: ProtectConfig | str = "tiny", device=None, pretrained: bool | None = None) -> Models:
+def _cached_models(cfg: ProtectConfig, dev) -> tuple:
+    "The cosmetics renderer's models: dlib, plus the paper's FR models and CLIP where their weights are already on disk."
+    from c2p.core import WeightsError
+    from c2p.face_models import load_face_model
+    from c2p.makeup import ClipConfig, load_clip
+    fr = [_fr_model(n, True, cfg.seed, dev) for n in cfg.surrogates]
+    for name in FR_MODELS:  # never downloads: a model is used only when a user already has its weights
+        if name in cfg.surrogates: continue
+        try: fr.append(load_face_model(name, device=dev, download=False))
+        except (WeightsError, OSError): pass
+    try: clip, tokenizer = load_clip(ClipConfig.paper(), device=dev, download=False)
+    except (WeightsError, OSError): clip, tokenizer = None, None
+    return fr, clip, tokenizer
+
+def load_models(cfg: ProtectConfig | str = PRESETS[0], device=None, pretrained: bool | None = None) -> Models:
     "Build (tiny/random) or load (paper) every network of `cfg` on `device`; `pretrained` overrides the preset's choice."
     from c2p.stylegan2 import GeneratorConfig, create_generator, load_generator
     from c2p.makeup import ClipConfig, create_clip, load_clip
     cfg = ProtectConfig.from_preset(cfg) if isinstance(cfg, str) else cfg
     dev = get_device(device)
+    if cfg.renderer == "cosmetics":  # no generator, no inversion: the makeup model is built per face
+        fr, clip, tokenizer = _cached_models(cfg, dev)
+        return Models(generator=None, encoder=None, lpips=None, clip=clip, tokenizer=tokenizer, surrogates=_face_ensemble(fr),
+                      judges=_face_ensemble(fr + [_fr_model(n, True, cfg.seed, dev) for n in cfg.held_out]), device=dev, config=cfg)
     real = cfg.pretrained if pretrained is None else pretrained
     encoder = None
     if real:
@@ -192,12 +226,16 @@ class FaceResult:
     original: torch.Tensor       # [1,3,S,S] aligned original in [-1,1]
     reconstruction: torch.Tensor # [1,3,S,S] tuned generator at the pivot (no protection)
     protected: torch.Tensor      # [1,3,S,S] protected face
-    search: object               # c2p.search.SearchResult
+    search: object               # c2p.search.SearchResult or c2p.cosmetics.CosmeticsResult
     timings: dict
+    paste: object = None         # photo -> photo with this face protected (None: warp `protected` back with paste_back)
 
 def protect_face(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *, target_face=None, callback=None,
-                 progress: bool = True, index: int = 0, n_faces: int = 1) -> FaceResult:
+                 progress: bool = True, index: int = 0, n_faces: int = 1, look=None) -> FaceResult:
     "Align, invert, tune and search one detected `face` of PIL `image`; the base generator stays untouched."
+    if cfg.renderer == "cosmetics":
+        return protect_face_cosmetics(models, cfg, image, face, makeup_loss, look=look, target_face=target_face,
+                                      callback=callback, progress=progress, index=index, n_faces=n_faces)
     from c2p.faces import align_face, pil_to_tensor
     from c2p.inversion import invert
     from c2p.finetuning import pivotal_tuning
@@ -231,6 +269,28 @@ def protect_face(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *
     return FaceResult(index=index, face=face, aligned=aligned, original=x, reconstruction=reconstruction,
                       protected=result.image, search=result, timings=timings)
 
+def protect_face_cosmetics(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *, look, target_face=None,
+                           callback=None, progress: bool = True, index: int = 0, n_faces: int = 1) -> FaceResult:
+    "Align one face, place the look's regions from its landmarks, search the makeup, and render it at photo resolution."
+    from c2p.cosmetics import check_landmarks, cosmetic_search, parse_prompt, region_masks, render_on_photo
+    from c2p.faces import align_face, landmarks68, pil_to_tensor
+    tags = dict(face=index, n_faces=n_faces)
+    timings, t = {}, time.perf_counter()
+    if face.landmarks68 is None: face.landmarks68 = landmarks68(image, face)
+    check_landmarks(face.landmarks68, face.landmarks5)
+    aligned = align_face(image, face, size=cfg.size)
+    x = pil_to_tensor(aligned.image).to(models.device)
+    look = parse_prompt(look) if isinstance(look, str) else look
+    masks = region_masks(aligned.to_aligned(face.landmarks68), (0, 0, cfg.size, cfg.size), look.names, wing=look.wing)
+    timings["align"] = time.perf_counter() - t; t = time.perf_counter()
+    result = cosmetic_search(x, masks.to(models.device), look, surrogates=models.surrogates, mode=cfg.mode,
+                             target_face=target_face, cfg=cfg.cosmetics, makeup_loss=makeup_loss, progress=progress,
+                             desc=f"face {index + 1}/{n_faces}", callback=_relay(callback, **tags))
+    timings["search"] = time.perf_counter() - t
+    paste = lambda photo: render_on_photo(photo, face, aligned, result.model, cfg.cosmetics.smooth)[0]
+    return FaceResult(index=index, face=face, aligned=aligned, original=x, reconstruction=x.clone(),
+                      protected=result.image, search=result, timings=timings, paste=paste)
+
 # %% ../nbs/09_pipeline.ipynb #431825ee
 @dataclass
 class ProtectResult:
@@ -256,7 +316,8 @@ def _load(src, what: str):
 
 def _faces_of(image, cfg: ProtectConfig, device, what: str):
     from c2p.faces import detect_faces
-    faces = detect_faces(image, **_accepts(detect_faces, device=device))
+    # the cosmetics renderer places its products from dlib's 68 landmarks
+    faces = detect_faces(image, **_accepts(detect_faces, device=device, landmarks68=cfg.renderer == "cosmetics"))
     if not faces: raise NoFaceError(f"no face found in the {what}")
     return sorted(faces, key=lambda f: float(f.box[0]))
 
@@ -275,7 +336,13 @@ def _judge(models: Models, x) -> dict:
 def _rounded(d: dict, n: int = 4) -> dict:
     return {k: round(float(v), n) for k, v in d.items()}
 
-def protect(photo, prompt: str, *, preset: str | None = "tiny", mode: str = "dodging", target=None, device=None, seed: int = 0,
+def parse_look(prompt, cfg: ProtectConfig):
+    "The cosmetics renderer's look for `prompt` (c2p.cosmetics.parse_prompt), or None for the generator; fails on a bad prompt."
+    if cfg.renderer != "cosmetics": return None
+    from c2p.cosmetics import parse_prompt
+    return parse_prompt(prompt)
+
+def protect(photo, prompt: str, *, preset: str | None = PRESETS[0], mode: str = "dodging", target=None, device=None, seed: int = 0,
             callback=None, models: Models | None = None, progress: bool = True, **overrides) -> ProtectResult:
     "Protect every face of `photo` (path, bytes, PIL image or Photo) with makeup described by `prompt`."
     from c2p.faces import align_face, paste_back, pil_to_tensor
@@ -290,9 +357,10 @@ def protect(photo, prompt: str, *, preset: str | None = "tiny", mode: str = "dod
             raise InputError(f"the models given were built for the {models.config.preset!r} preset, not {preset!r}")
         cfg = models.config.override(seed=seed, mode=mode, **overrides)
     else:
-        cfg = ProtectConfig.from_preset(preset or "tiny", seed=seed, mode=mode, **overrides)
+        cfg = ProtectConfig.from_preset(preset or PRESETS[0], seed=seed, mode=mode, **overrides)
     if not prompt or not str(prompt).strip():
         raise InputError("the makeup prompt is empty: describe the makeup, e.g. --prompt 'red lipstick'")
+    look = parse_look(prompt, cfg)  # before any work: an unknown prompt fails at once
     src = _load(photo, "photo")
     image = src.image
     timings = {}
@@ -304,16 +372,16 @@ def protect(photo, prompt: str, *, preset: str | None = "tiny", mode: str = "dod
     faces = _faces_of(image, cfg, models.device, "photo")
     target_face = _target_face(target, cfg, models.device) if cfg.mode == "impersonation" else None
     timings["detect"] = time.perf_counter() - t
-    makeup_loss = MakeupLoss(models.clip, models.tokenizer, str(prompt).strip(),
-                             **_accepts(MakeupLoss, generator=torch.Generator().manual_seed(cfg.seed)))
+    makeup_loss = None if models.clip is None else MakeupLoss(
+        models.clip, models.tokenizer, str(prompt).strip(), **_accepts(MakeupLoss, generator=torch.Generator().manual_seed(cfg.seed)))
     members = ensemble_members(models.judges)
     thresholds = {k: threshold_of(m, cfg.far) for k, m in members.items()}
     results, reports, out = [], [], image.copy()
     for i, face in enumerate(faces):
         fr = protect_face(models, cfg, image, face, makeup_loss, target_face=target_face, callback=callback,
-                          progress=progress, index=i, n_faces=len(faces))
+                          progress=progress, index=i, n_faces=len(faces), look=look)
         t = time.perf_counter()
-        out = paste_back(out, fr.aligned, fr.protected[0].cpu(), **_accepts(paste_back, feather=cfg.feather) if cfg.feather is not None else {})
+        out = fr.paste(out) if fr.paste is not None else paste_back(out, fr.aligned, fr.protected[0].cpu(), **_accepts(paste_back, feather=cfg.feather) if cfg.feather is not None else {})
         fr.timings["paste"] = time.perf_counter() - t
         # judge what a tracker would see: the face re-aligned from the final photo
         after_x = pil_to_tensor(align_face(out, face, size=cfg.size).image)
@@ -334,7 +402,8 @@ def protect(photo, prompt: str, *, preset: str | None = "tiny", mode: str = "dod
     timings["total"] = time.perf_counter() - t_all
     report = dict(input=str(src.path) if getattr(src, "path", None) else None, output=None, mode=cfg.mode,
                   target=str(target) if isinstance(target, (str, Path)) else (str(getattr(target, "path", "")) or None) if target is not None else None,
-                  prompt=str(prompt).strip(), preset=cfg.preset, size=list(image.size),
+                  prompt=str(prompt).strip(), preset=cfg.preset, renderer=cfg.renderer, size=list(image.size),
+                  look=look.describe() if look else None, ignored_words=list(look.ignored) if look else [],
                   surrogates=list(cfg.surrogates), held_out=list(cfg.held_out), far=cfg.far, faces=reports,
                   settings=cfg.settings(), timings=_rounded(timings, 3), device=str(models.device))
     return ProtectResult(image=out, report=report, faces=results, photo=src)
@@ -400,7 +469,7 @@ def _write_outputs(result: ProtectResult, out_img: Path, out_rep: Path, cfg: Pro
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-def protect_files(paths, out_dir, prompt: str, *, preset: str = "tiny", mode: str = "dodging", target=None, device=None,
+def protect_files(paths, out_dir, prompt: str, *, preset: str = PRESETS[0], mode: str = "dodging", target=None, device=None,
                   seed: int = 0, overwrite: bool = False, models: Models | None = None, callback=None,
                   progress: bool = True, log=print, **overrides) -> list[dict]:
     "Protect every photo of `paths` (files or folders) into `out_dir`; one status dict per photo."
@@ -414,6 +483,7 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str = "tiny", mode: st
     # settings that would fail every photo fail once, up front
     if not prompt or not str(prompt).strip():
         raise InputError("the makeup prompt is empty: describe the makeup, e.g. --prompt 'red lipstick'")
+    parse_look(prompt, cfg)
     if cfg.mode == "impersonation" and target is None:
         raise InputError("impersonation needs a target photo (--target)")
     if models is None: get_device(device)
@@ -463,7 +533,9 @@ def add_command(subparsers):
     p.add_argument("--mode", choices=("dodging", "impersonation"), default="dodging",
                    help="dodging: FR no longer matches you; impersonation: FR takes you for --target")
     p.add_argument("--target", metavar="IMG", help="photo of the person to be taken for (impersonation)")
-    p.add_argument("--preset", choices=PRESETS, default="tiny", help="paper: real checkpoints (GPU); tiny: offline demo models")
+    p.add_argument("--preset", choices=PRESETS, default=PRESETS[0],
+                   help="makeup (default): cosmetics in face regions, offline on a CPU; paper: the published method with real "
+                        "checkpoints (GPU); tiny: the paper's classes at tiny size with random weights (tests the GAN pipeline)")
     p.add_argument("--steps", type=int, help="search steps (paper: 50)")
     p.add_argument("--lambda-adv", type=float, help="weight of the adversarial loss (paper: 0.7)")
     p.add_argument("--lambda-clip", type=float, help="weight of the makeup loss (paper: 0.3)")
@@ -500,13 +572,14 @@ def run_protect(args) -> int:
 # %% ../nbs/09_pipeline.ipynb #b2984992
 def _time_face(models: Models, cfg: ProtectConfig, image, face, prompt: str, progress: bool) -> FaceResult:
     from c2p.makeup import MakeupLoss
-    ml = MakeupLoss(models.clip, models.tokenizer, prompt, **_accepts(MakeupLoss, generator=torch.Generator().manual_seed(0)))
-    return protect_face(models, cfg, image, face, ml, progress=progress)
+    ml = None if models.clip is None else MakeupLoss(models.clip, models.tokenizer, prompt,
+                                                     **_accepts(MakeupLoss, generator=torch.Generator().manual_seed(0)))
+    return protect_face(models, cfg, image, face, ml, progress=progress, look=parse_look(prompt, cfg))
 
 def bench_protect_args(p):
     "Add `python -m c2p.bench protect`'s options to parser `p`."
     p.add_argument("--photo", help="a photo with a face (default: the shared Obama portrait)")
-    p.add_argument("--presets", default="tiny,paper", help="comma-separated presets to time")
+    p.add_argument("--presets", "--preset", default="makeup,tiny,paper", help="comma-separated presets to time")
     p.add_argument("--paper-steps", type=int, default=2, help="steps timed per stage at paper size")
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -527,8 +600,8 @@ def run_bench_protect(args, results: bool = False):
     photo = _load(path, "photo")
     out = {}
     for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
-        if preset == "tiny":
-            cfg = ProtectConfig.tiny()
+        if preset in ("tiny", "makeup"):
+            cfg = ProtectConfig.from_preset(preset)
             t = time.perf_counter(); models = load_models(cfg, args.device); t_models = time.perf_counter() - t
         else:
             n = args.paper_steps
@@ -536,6 +609,14 @@ def run_bench_protect(args, results: bool = False):
             t = time.perf_counter(); models = load_models(cfg, args.device, pretrained=False); t_models = time.perf_counter() - t
         face = _faces_of(photo.image, cfg, models.device, "photo")[0]
         fr = _time_face(models, cfg, photo.image, face, "red lipstick", progress=False)
+        if preset == "makeup":  # no tuning; a face costs its search plus the render at the photo's resolution
+            t = time.perf_counter(); fr.paste(photo.image); fr.timings["paste"] = time.perf_counter() - t
+            per_face, steps = sum(fr.timings.values()), len(fr.search.history)
+            out[preset] = dict(models_s=t_models, search_step_s=fr.timings["search"] / steps, face_s=per_face, estimated=False)
+            print(f"makeup: models {t_models:.1f} s, {steps} search steps of {fr.timings['search'] / steps:.3f} s, "
+                  f"render {fr.timings['paste']:.2f} s, per face {per_face:.1f} s", flush=True)
+            del models, fr; gc.collect()
+            continue
         tune_step = fr.timings["tuning"] / max(1, cfg.pti_steps)
         timed = [h["seconds"] for h in fr.search.history if "seconds" in h]
         search_step = float(np.mean(timed)) if timed else fr.timings["search"] / max(1, len(fr.search.history))

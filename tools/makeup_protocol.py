@@ -1,0 +1,111 @@
+"""The makeup preset's protocol on the developers' shared photos (needs ../shared/faces): dodging with several prompts,
+judged by dlib itself (its own detector and chip) on the saved photos, against every photo of the same person.
+
+    python tools/makeup_protocol.py [--prompts "red lipstick;smoky eyes;natural pink blush"] [--out DIR] [--steps N]
+
+Prints one row per face and prompt (distances to the person's photos before/after, after JPEG 75 and a 0.5x resize,
+the lambda_adv = 0 control, PSNR per region, seconds) and the totals. Numbers, not a test: the README quotes them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from c2p.core import shared_dir
+from c2p.cosmetics import parse_prompt, region_masks, face_canvas
+from c2p.evaluation import DLIB_THRESHOLD, DlibJudge, recompress, rescale
+from c2p.faces import load_photo
+from c2p.pipeline import load_models, protect
+
+def region_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float | None:
+    "PSNR (dB) of two uint8 images over the pixels where `mask` is true (None if identical there)."
+    if not mask.any(): return None
+    d = (a.astype(np.float64) - b.astype(np.float64))[mask]
+    mse = float((d ** 2).mean())
+    return None if mse == 0 else round(10 * np.log10(255 ** 2 / mse), 1)
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--prompts", default="red lipstick;smoky eyes;natural pink blush")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--people", default=None, help="comma-separated folder names (default: all)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    root = shared_dir()
+    if root is None: raise SystemExit("needs the shared photos (../shared/faces)")
+    faces = root / "faces"
+    people = sorted(p for p in faces.iterdir() if p.is_dir() and p.name != "group")
+    if args.people: people = [p for p in people if p.name in args.people.split(",")]
+    photos = {p.name: sorted(p.glob("*.jpg")) for p in people}
+    group = faces / "group" / "two_people.jpg"
+    out = Path(args.out or tempfile.mkdtemp(prefix="c2p-protocol-"))
+    out.mkdir(parents=True, exist_ok=True)
+    judge = DlibJudge()
+    emb = {}  # descriptor of every original photo's largest face
+    for name, ps in photos.items():
+        for p in ps: emb[p] = judge.embed(load_photo(p).image)
+    models = load_models("makeup", device="cpu")
+    control = load_models(models.config.override(lambda_adv=0.0), device="cpu")
+    jobs = [(name, p, None) for name, ps in photos.items() for p in ps]
+    if args.people is None or "group" in args.people: jobs += [("obama", group, 1), ("biden", group, 0)]  # left to right: Biden, Obama
+    rows = []
+    for prompt in args.prompts.split(";"):
+        for name, path, face_i in jobs:
+            t = time.perf_counter()
+            res = protect(path, prompt, models=models, progress=False, **({"steps": args.steps} if args.steps else {}))
+            secs = time.perf_counter() - t
+            stem = f"{name}_{path.stem}_{face_i if face_i is not None else 0}_{prompt.replace(' ', '-')}"
+            saved = out / f"{stem}.jpg"
+            res.image.save(saved, quality=95)
+            prot = load_photo(saved).image
+            ctrl = protect(path, prompt, models=control, progress=False, steps=1).image
+            ctrl.save(out / f"{stem}_control.jpg", quality=95)
+            ctrl = load_photo(out / f"{stem}_control.jpg").image
+            fr = res.faces[face_i or 0] if face_i is not None else res.faces[0]
+            box = [float(v) for v in fr.face.box]
+            refs = [p for p in photos[name]] if face_i is None else photos[name]
+            def dists(im):
+                e = judge.embed(im, box if face_i is not None else None)
+                return None if e is None else [round(judge.score(e, emb[r]), 3) for r in refs if emb[r] is not None]
+            orig_im = load_photo(path).image
+            before = dists(orig_im)
+            after = dists(prot)
+            jpeg = dists(recompress(prot, 75))
+            s = 0.5
+            half = judge.embed(rescale(prot, s), [v * s for v in box] if face_i is not None else None)
+            half = None if half is None else [round(judge.score(half, emb[r]), 3) for r in refs if emb[r] is not None]
+            ctl = dists(ctrl)
+            # PSNR per region, at the photo's resolution
+            look = parse_prompt(prompt)
+            a0, a1 = np.asarray(orig_im), np.asarray(prot)
+            lm = fr.face.landmarks68
+            x0, y0, w, h = face_canvas(lm, orig_im.size)
+            m = region_masks(lm, (x0, y0, w, h), look.names, wing=look.wing).numpy() > 0.5
+            full = lambda mm: np.pad(mm, ((y0, a0.shape[0] - y0 - h), (x0, a0.shape[1] - x0 - w)))
+            psnr = {n: region_psnr(a0, a1, full(m[i])) for i, n in enumerate(look.names)}
+            rows.append(dict(prompt=prompt, person=name, photo=path.name, face=face_i, before=before, after=after,
+                             jpeg75=jpeg, half=half, control=ctl, psnr=psnr, seconds=round(secs, 1),
+                             steps=res.report["faces"][face_i or 0]["steps"]))
+            r = rows[-1]
+            print(f"{prompt:>22} | {name:>14} {path.name:>26} f{face_i if face_i is not None else 0} | before {before} | after {after} "
+                  f"| jpeg75 {jpeg} | 0.5x {half} | control {ctl} | {secs:.1f} s, {r['steps']} steps", flush=True)
+    (out / "protocol.json").write_text(json.dumps(rows, indent=1))
+    ok = lambda v: v is not None and min(v) > DLIB_THRESHOLD
+    n = len(rows)
+    print(f"\nfaces x prompts: {n}; protected (every photo of the person > {DLIB_THRESHOLD}): {sum(ok(r['after']) for r in rows)}/{n}; "
+          f"after JPEG 75: {sum(ok(r['jpeg75']) for r in rows)}/{n}; after 0.5x: {sum(ok(r['half']) for r in rows)}/{n}; "
+          f"control (lambda_adv 0) still matches (< {DLIB_THRESHOLD}): {sum(r['control'] is not None and max(r['control']) < DLIB_THRESHOLD for r in rows)}/{n}; "
+          f"seconds per face: median {np.median([r['seconds'] for r in rows]):.1f}, max {max(r['seconds'] for r in rows):.1f}")
+    print(f"results in {out}")
+
+if __name__ == "__main__":
+    main()
