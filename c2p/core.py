@@ -90,7 +90,8 @@ def check_number(name: str, value, lo=None, hi=None, *, integer: bool = False, l
     if integer and float(value) != int(value): raise InputError(f"{name} must be a whole number, got {value!r}")
     low = lo is not None and (value <= lo if lo_open else value < lo)
     if low or (hi is not None and value > hi):
-        rng = f"{'above' if lo_open else 'at least'} {lo}" if hi is None else f"between {lo} and {hi}" if lo is not None else f"at most {hi}"
+        low_txt = f"{'above' if lo_open else 'at least'} {lo:g}" if lo is not None else ""
+        rng = " and ".join(t for t in (low_txt, f"at most {hi:g}" if hi is not None else "") if t)
         raise InputError(f"{name} must be {rng}, got {value!r}")
     return int(value) if integer else value
 

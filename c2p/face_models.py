@@ -625,7 +625,7 @@ def run_compare(args) -> int:
         except WeightsError as e:
             missing[name] = str(e)
     dev = get_device(args.device)
-    for i, j in pairs:
+    for i, j in pairs if loaded else ():
         if len(pairs) > 1:
             box = lambda b: f"at ({b[0]:.0f}, {b[1]:.0f})"
             print(f"{args.photo_a} face {i + 1}/{len(fa)} {box(fa[i][0])} vs {args.photo_b} face {j + 1}/{len(fb)} {box(fb[j][0])}:")

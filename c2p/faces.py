@@ -98,9 +98,15 @@ def _open_checked(fp, name: str, max_pixels: int) -> Image.Image:
     if min(w, h) < MIN_SIDE:
         raise InputError(f"{name}: {w}x{h} pixels is too small to hold a face (need at least {MIN_SIDE} px a side)")
     try:
+        frames = int(getattr(img, "n_frames", 1) or 1)  # counting frames seeks: before the first frame is decoded
+        if frames > 1: img.seek(0)
+    except Exception:
+        frames = 1
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img.load()
+        img.c2p_frames = frames
     except Exception as e:  # decoders raise OSError, SyntaxError, ValueError, struct.error... for damaged data
         raise InputError(f"{name}: the image data is damaged or truncated ({e.__class__.__name__}: {e})") from None
     return img
@@ -131,7 +137,7 @@ def load_photo(src, *, max_pixels: int = MAX_PIXELS) -> Photo:
     fmt, icc = img.format, img.info.get("icc_profile")
     sampling = JpegImagePlugin.get_sampling(img) if fmt == "JPEG" else None
     qtables = {k: list(v) for k, v in img.quantization.items()} if fmt == "JPEG" and getattr(img, "quantization", None) else None
-    frames = int(getattr(img, "n_frames", 1) or 1)
+    frames = getattr(img, "c2p_frames", None) or int(getattr(img, "n_frames", 1) or 1)
     alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
     img, exif = _upright(img)
     return Photo(_to_rgb(img), exif, path, fmt, icc, sampling if sampling in (0, 1, 2) else None, qtables, frames, alpha)

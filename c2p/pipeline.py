@@ -465,13 +465,16 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str = "tiny", mode: st
                 st.update(status="skipped", message=f"{job.path.name}: already protected ({job.out_img.name}): {verdict}")
                 say(st); bar.update(); continue
             try:
+                from c2p.faces import load_photo
+                photo = load_photo(job.path)
+                _faces_of(photo.image, cfg, models.device if models is not None else get_device(device), "photo")  # before any model
                 if models is None:
                     models = load_models(cfg, device)
                 if metrics is None:
                     metrics = {k: getattr(m, "metric", "score") for k, m in ensemble_members(models.judges).items()}
                 bar.set_postfix_str(job.path.name)
                 t = time.perf_counter()
-                res = protect(job.path, plan.prompt, preset=cfg.preset, mode=mode, target=target, seed=seed, models=models,
+                res = protect(photo, plan.prompt, preset=cfg.preset, mode=mode, target=target, seed=seed, models=models,
                               callback=_relay(callback, photo=str(job.path)), progress=progress, **overrides)
                 _write_outputs(res, job.out_img, job.out_rep, cfg, overwrite, metrics)
                 n = len(res.report["faces"])
@@ -507,13 +510,15 @@ def validate_config(cfg: ProtectConfig) -> ProtectConfig:
     check_number("--steps", s.steps, 1, 100_000, integer=True)
     check_number("--pti-steps", cfg.pti_steps, 0, 100_000, integer=True)
     check_number("inversion_steps", cfg.inversion_steps, 0, 100_000, integer=True)
-    # a negative adversarial weight rewards looking *more* like yourself, zero asks for no protection at all
-    check_number("--lambda-adv", s.lambda_adv, 0, 1e6, lo_open=True)
+    check_number("--lambda-adv", s.lambda_adv, None, 1e6)
+    if s.lambda_adv <= 0:
+        raise InputError(f"--lambda-adv must be above 0, got {s.lambda_adv!r}: a negative weight makes the face *more* "
+                         f"recognisable and 0 turns the protection off")
     check_number("--lambda-clip", s.lambda_clip, 0, 1e6)
     check_number("--lambda-lat", s.lambda_lat, 0, 1e6)
     check_number("--seed", cfg.seed, 0, 2**32 - 1, integer=True)
     for name in ("lr", "inversion_lr", "pti_lr"):
-        check_number(name, getattr(s if name == "lr" else cfg, name), 0, 10, lo_open=True)
+        check_number(name, getattr(s if name == "lr" else cfg, name), 0, 10)
     check_number("far", cfg.far, 0, 1, lo_open=True)
     check_number("jpeg_quality", cfg.jpeg_quality, 1, 100, integer=True)
     for obj in (cfg, s):  # anything else numeric (set through the Python API) must at least be finite
@@ -679,9 +684,15 @@ def run_protect(args) -> int:
     written = [s for s in statuses if s["status"] in ("done", "skipped")]
     good = sum(bool(s.get("protected")) for s in written)
     failed = [s for s in statuses if s["status"] in ("failed", "no_face")]
-    why = "; ".join(s["message"] for s in failed[:3]) + ("; ..." if len(failed) > 3 else "")
-    log(f"c2p protect: {len(statuses)} photo{'s' * (len(statuses) != 1)}: {good} protected, {len(written) - good} written "
-        f"but not protected, {len(failed)} failed" + (f" ({why})" if failed else ""))
+    def reason(s):  # "name: why", without the folder the user already knows
+        msg, name = s["message"], Path(s["input"]).name
+        for pre in (f"{s['input']}: ", f"{name}: "):
+            if msg.startswith(pre): msg = msg[len(pre):]
+        return f"{name}: {msg.replace('skipped, ', '')}"
+    why = "; ".join(map(reason, failed[:4])) + (f"; and {len(failed) - 4} more" if len(failed) > 4 else "")
+    if len(statuses) > 1:  # one photo: its own line says it all
+        log(f"c2p protect: {len(statuses)} photos: {good} protected, {len(written) - good} written but not protected, "
+            f"{len(failed)} failed" + (f" ({why})" if failed else ""))
     return 0 if good == len(statuses) else 1 if failed else 3
 
 # %% ../nbs/09_pipeline.ipynb #b2984992
