@@ -37,7 +37,7 @@ def test_bad_input_gives_one_line_and_no_output(tmp_path, capsys):
     cases = [
         ([str(KIT), "--out", str(out), "--prompt", "red lipstick", "--mode", "impersonation"], "needs --target"),
         ([str(KIT), "--out", str(out), "--prompt", "red lipstick", "--layers", "17-8"], "cannot read layers"),
-        ([str(KIT), "--out", str(out), "--prompt", "red lipstick", "--steps", "0"], "--steps must be positive"),
+        ([str(KIT), "--out", str(out), "--prompt", "red lipstick", "--steps", "0"], "--steps must be at least 1"),
         ([str(KIT), "--out", str(out), "--prompt", "   "], "prompt is empty"),
         ([str(KIT), "--out", str(out), "--prompt", "x", "--mode", "impersonation", "--target", str(tmp_path / "nope.jpg")],
          "does not exist"),
