@@ -577,7 +577,10 @@ def preflight(paths, out_dir, prompt: str, *, preset: str = "tiny", mode: str = 
     if target is not None and isinstance(target, (str, os.PathLike)):
         why = _path_problem(Path(target))
         if why: raise InputError(f"the target photo {target}: {'does not exist' if why == 'no such file' else why}")
-        load_photo(target)  # unreadable: one InputError now, not after the first photo's search
+        try:
+            load_photo(target)  # unreadable: one InputError now, not after the first photo's search
+        except InputError as e:
+            raise InputError(f"the target photo {e}") from None
     photos = expand_inputs(paths)
     if not photos: raise InputError("no photos given (a folder is searched for " + ", ".join(IMAGE_EXTS) + ")")
     seen, unique = set(), []

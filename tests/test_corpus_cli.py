@@ -168,7 +168,7 @@ REFUSED = [  # (case, extra argv, words in the one line)
     ("--layers 17-8", ["--layers", "17-8"], "layers"),
     ("target without a face", ["--mode", "impersonation", "--target", "{no_face.png}"], "no face found"),
     ("target missing", ["--mode", "impersonation", "--target", "{missing.jpg}"], "does not exist"),
-    ("target not an image", ["--mode", "impersonation", "--target", "{text.jpg}"], "not an image"),
+    ("target not an image", ["--mode", "impersonation", "--target", "{text.jpg}"], "the target photo"),
     ("--out is a file", ["--out", "{text.jpg}"], "is a file"),
 ]
 
@@ -183,18 +183,6 @@ def test_refusal_is_one_line_exit_2_before_any_model(case, extra, words, corpus,
     assert code == 2 and len(lines) == 1 and lines[0].startswith("c2p protect: error:") and words in lines[0], lines
     assert files_in(tmp_path / "out") == []
     record(case, "protect", code, lines[0], [], seconds=secs)
-
-
-def test_time_to_refuse_in_a_fresh_process(corpus, tmp_path):
-    "Wall time of a whole `c2p protect` process that refuses --lambda-adv nan (imports included)."
-    root, cases = corpus
-    t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", "from c2p.cli import run; run()", "protect", str(cases["png_named.jpg"]),
-                        "--out", str(tmp_path / "o"), *RED, *TINY, "--lambda-adv", "nan"],
-                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
-    secs = time.perf_counter() - t
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
-    record("--lambda-adv nan (fresh process)", "protect", r.returncode, r.stderr.strip(), [], seconds=secs)
 
 
 # ---------------------------------------------------------------- formats decided by content, notes, no model
@@ -309,7 +297,7 @@ def test_mixed_folder_out_is_in(corpus, capsys, tmp_path):
     # a rerun does no work: the finished photo is said to be done, with its verdict
     code, lines, _, secs = cli(["protect", str(d), "--out", str(d), *RED, *TINY, "--steps", "1"], capsys)
     assert code == 1 and any("png_named.jpg: already protected" in l and "NOT protected" in l for l in lines), lines
-    record("rerun of the mixed folder", "protect", code, lines[0], [], seconds=secs)
+    record("rerun of the mixed folder", "protect", code, next(l for l in lines if "already protected" in l), [], seconds=secs)
 
 
 def _c2p(*argv, **kw):
