@@ -54,8 +54,16 @@ def main(argv=None) -> int:
         print(f"c2p {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"c2p {args.command}: interrupted; finished outputs are complete, nothing partial was left", file=sys.stderr)
+        print(f"c2p {args.command}: interrupted; finished outputs are complete, nothing partial was left "
+              f"(rerun the same command to resume)", file=sys.stderr)
         return 130
+    except OSError as e:  # the machine's problem (disk, permissions) that no check could foresee: still one line
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"c2p {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"c2p {args.command}: error: out of memory (try a smaller photo or --device cuda)", file=sys.stderr)
+        return 1
 
 def run():
     "console_scripts wrapper: exit with `main`'s status."

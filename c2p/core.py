@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['C2PError', 'InputError', 'NoFaceError', 'OutputExistsError', 'WeightsError', 'atomic_path', 'write_bytes_atomic',
-           'write_text_atomic', 'get_device', 'seed_everything', 'shared_dir', 'repo_dir']
+__all__ = ['C2PError', 'InputError', 'NoFaceError', 'OutputExistsError', 'WeightsError', 'OutputError', 'atomic_path',
+           'file_mode', 'write_bytes_atomic', 'write_text_atomic', 'check_number', 'check_writable_dir', 'claim',
+           'get_device', 'seed_everything', 'shared_dir', 'repo_dir']
 
 # %% ../nbs/00_core.ipynb #20769749
 class C2PError(Exception):
@@ -34,6 +35,9 @@ class OutputExistsError(C2PError, FileExistsError):
 class WeightsError(C2PError):
     "Pretrained weights are missing, corrupt or do not fit the model."
 
+class OutputError(C2PError, OSError):
+    "An output cannot be written: the folder is not writable, the disk is full, the file system is read-only."
+
 # %% ../nbs/00_core.ipynb #00f84258
 @contextlib.contextmanager
 def atomic_path(dest, overwrite: bool = False):
@@ -41,15 +45,27 @@ def atomic_path(dest, overwrite: bool = False):
     dest = Path(dest)
     if dest.exists() and not overwrite:
         raise OutputExistsError(f"{dest} already exists (pass overwrite to replace it)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part" + dest.suffix, dir=dest.parent)
-    os.close(fd)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part" + dest.suffix, dir=dest.parent)
+        os.close(fd)
+    except OSError as e:
+        raise OutputError(f"cannot write {dest}: {e.strerror or e}") from None
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600 files: give the result the mode any new file would get
         os.replace(tmp, dest)  # atomic on POSIX and Windows within one folder
+    except C2PError: raise
+    except OSError as e:  # full disk, permission lost or file system gone read-only mid-write: nothing partial stays
+        raise OutputError(f"cannot write {dest}: {e.strerror or e}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError): tmp.unlink(missing_ok=True)
+
+def file_mode() -> int:
+    "The permission bits a new file gets here (0o666 less the umask), e.g. 0o644."
+    mask = os.umask(0o022); os.umask(mask)  # reading the umask means setting it: put it straight back
+    return 0o666 & ~mask
 
 def write_bytes_atomic(dest, data: bytes, overwrite: bool = False) -> Path:
     "Write `data` to `dest` atomically."
@@ -60,6 +76,76 @@ def write_bytes_atomic(dest, data: bytes, overwrite: bool = False) -> Path:
 def write_text_atomic(dest, text: str, overwrite: bool = False) -> Path:
     "Write `text` (UTF-8) to `dest` atomically."
     return write_bytes_atomic(dest, text.encode("utf-8"), overwrite)
+
+# %% ../nbs/00_core.ipynb #c1c9a334
+def check_number(name: str, value, lo=None, hi=None, *, integer: bool = False, lo_open: bool = False):
+    "`value` if it is a finite number in [lo, hi] (lo excluded with `lo_open`), an integer if asked; else an `InputError` naming `name`."
+    import math
+    if value is None: return None
+    try:
+        ok = not isinstance(value, bool) and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok: raise InputError(f"{name} must be a finite number, got {value!r}")
+    if integer and float(value) != int(value): raise InputError(f"{name} must be a whole number, got {value!r}")
+    low = lo is not None and (value <= lo if lo_open else value < lo)
+    if low or (hi is not None and value > hi):
+        low_txt = f"{'above' if lo_open else 'at least'} {lo:g}" if lo is not None else ""
+        rng = " and ".join(t for t in (low_txt, f"at most {hi:g}" if hi is not None else "") if t)
+        raise InputError(f"{name} must be {rng}, got {value!r}")
+    return int(value) if integer else value
+
+def check_writable_dir(folder, what: str = "--out") -> Path:
+    "Show that `folder` (made later if missing) can take new files: write and delete a probe file; else one `OutputError`."
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir(): raise OutputError(f"{what} {folder} is a file, not a folder")
+    probe_in = folder
+    while not probe_in.exists():  # the nearest existing folder above: the output folder is created there later
+        if probe_in.parent == probe_in: break
+        probe_in = probe_in.parent
+    if not probe_in.is_dir(): raise OutputError(f"{what} {folder}: {probe_in} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".c2p-probe-", dir=probe_in)
+        os.close(fd); os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"{what} {folder} is not writable ({e.strerror or e})") from None
+    return folder
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+@contextlib.contextmanager
+def claim(lock: Path):
+    "Hold lock file `lock` (O_EXCL) while the block runs; yield None instead when a live process holds it (a dead one's lock is taken over)."
+    lock = Path(lock)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = -1  # being written this instant, or damaged: treat as held
+            if pid > 0 and not _alive(pid):
+                with contextlib.suppress(OSError): lock.unlink()  # its run was killed: take the photo over
+                continue
+            yield pid; return
+        except OSError as e:
+            raise OutputError(f"cannot write the lock file {lock}: {e.strerror or e}") from None
+    else:
+        yield -1; return
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode()); os.close(fd)
+        yield None
+    finally:
+        with contextlib.suppress(OSError): lock.unlink()
 
 # %% ../nbs/00_core.ipynb #9b64b4f1
 def get_device(device=None) -> torch.device:

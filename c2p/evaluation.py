@@ -537,6 +537,10 @@ def evaluate_folder(folder, models=None, variants=("clean", "jpeg90", "jpeg75", 
     reports = find_reports(folder)
     if json_out is not None and Path(json_out).exists() and not overwrite:
         raise InputError(f"{json_out} already exists (--overwrite / overwrite=True replaces it)")
+    if json_out is not None:  # a folder in the way or a read-only disk: say so now, not after the evaluation
+        from c2p.core import OutputError, check_writable_dir
+        if Path(json_out).is_dir(): raise OutputError(f"--json {json_out} is a folder: give a file name")
+        check_writable_dir(Path(json_out).parent, f"--json {json_out}: the folder")
     judges, skipped = load_judges(models, device)
     if not judges: raise C2PError("no face-recognition model is available: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     if lpips_net == "auto": lpips_net = load_lpips(device=device) if quality else None
@@ -644,6 +648,8 @@ def write_report_figures(results: dict, dest, overwrite: bool = False) -> list[P
 def add_command(subparsers):
     "Register `c2p evaluate`."
     p = subparsers.add_parser("evaluate", help="protection success rate and image quality of a folder of `c2p protect` outputs",
+                              epilog="exit codes: 0 evaluated; 1 a disk error while writing; 2 refused before any work "
+                                     "(no reports, unknown model, an output that cannot be written)",
                               description="Judge every protected photo in DIR (written by `c2p protect`) with face-recognition "
                                           "models at FAR 0.1/0.01/0.001, after JPEG 90/75 and a 0.5x resize, and report image quality.")
     p.add_argument("folder", metavar="DIR", help="folder with <name>_protected.* and <name>_report.json files")
@@ -658,7 +664,9 @@ def add_command(subparsers):
 
 def run_evaluate(args) -> int:
     "Run `c2p evaluate`; returns the exit status."
+    from c2p.core import check_writable_dir
     variants = ("clean",) if args.no_robustness else tuple(VARIANTS)
+    if args.figures: check_writable_dir(args.figures, "--figures")
     if args.figures and not args.overwrite:  # refuse before the long work, not after it
         taken = [p for r in find_reports(args.folder) if (p := Path(args.figures) / f"{r.name[:-len('_report.json')]}_evaluation.png").exists()]
         if taken: raise InputError(f"{taken[0]} already exists (--overwrite replaces it)")

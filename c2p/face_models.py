@@ -579,35 +579,75 @@ def compare_faces(face_a, face_b, models=None, far: float = 0.01, device=None, d
         score = float(m.similarity(ea, eb)[0])
         yield name, m.metric, score, m.threshold(far), bool(m.same_person(score, far))
 
-def _largest_aligned(path, size: int = 256):
-    from c2p.faces import load_photo, detect_faces, align_face, pil_to_tensor
+def _aligned_faces(path, size: int = 256) -> list:
+    "Every face of the photo at `path` as (box, aligned [1,3,S,S] tensor), left to right; `NoFaceError` when there is none."
+    from c2p.faces import MIN_FACE, load_photo, detect_faces, align_face, pil_to_tensor
     from c2p.core import NoFaceError
     img = load_photo(path).image
     faces = detect_faces(img)
-    if not faces: raise NoFaceError(f"no face found in {path}")
-    face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-    return pil_to_tensor(align_face(img, face, size=size).image)
+    if not faces: raise NoFaceError(f"no face found in {path} (faces smaller than {MIN_FACE} px are not looked for)")
+    return [(f.box, pil_to_tensor(align_face(img, f, size=size).image)) for f in faces]
+
+def _largest_aligned(path, size: int = 256):
+    faces = _aligned_faces(path, size)
+    return max(faces, key=lambda bf: (bf[0][2] - bf[0][0]) * (bf[0][3] - bf[0][1]))[1]
+
+def _missing_weights_line(missing: dict) -> str:
+    "One line for every model without weights: which, why (grouped), and how to fetch them."
+    reasons = {}
+    for name, msg in missing.items():
+        why = ("not in the cache and c2p is offline" if "offline" in msg else "not in the cache") if "not in the cache" in msg \
+            else msg.split(": ")[0][:120]
+        reasons.setdefault(why, []).append(name)
+    ckpts = sorted({msg.split(" ")[0] for msg in missing.values() if msg.split(" ")[0].count("-")})
+    fetch = f"`c2p weights download {' '.join(ckpts)}` fetches them" if ckpts else "`c2p weights list` says where they go"
+    return "; ".join(f"{', '.join(n)}: weights {why}" for why, n in reasons.items()) + f" ({fetch})"
 
 def run_compare(args) -> int:
-    "`c2p compare`: are the faces of two photos the same person, per model?"
+    "`c2p compare`: are the faces of two photos the same person, per model? Exit 1 when no model could give a verdict."
+    import sys
+    from c2p.core import check_number
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models: raise InputError("--models is empty: name one or more of " + ", ".join(FACE_MODELS))
     for m in models: face_model_spec(m)  # unknown names fail before any work
+    check_number("--far", args.far)
     if args.far not in (0.1, 0.01, 0.001): raise InputError(f"--far must be 0.1, 0.01 or 0.001, not {args.far}")
     get_device(args.device)
-    a, b = _largest_aligned(args.photo_a), _largest_aligned(args.photo_b)
+    from c2p.faces import load_photo
+    for p in (args.photo_a, args.photo_b): load_photo(p)  # both readable before the detector loads
+    fa, fb = _aligned_faces(args.photo_a), _aligned_faces(args.photo_b)
+    pairs = [(i, j) for i in range(len(fa)) for j in range(len(fb))]
     width = max(map(len, models))
-    for row in compare_faces(a, b, models, args.far, args.device, download=not args.offline):
-        if len(row) == 2:
-            print(f"{row[0]:<{width}}  weights not available: {row[1]}")
-            continue
-        name, metric, score, thr, same = row
-        kind = "distance" if metric == "euclidean" else "similarity"
-        print(f"{name:<{width}}  {kind} {score:.3f}  threshold {thr:g}  {'same person' if same else 'different people'}")
+    loaded, missing, verdicts = {}, {}, 0
+    for name in models:
+        try:
+            loaded[name] = load_face_model(name, device=args.device, download=not args.offline)
+        except WeightsError as e:
+            missing[name] = str(e)
+    dev = get_device(args.device)
+    for i, j in pairs if loaded else ():
+        if len(pairs) > 1:
+            box = lambda b: f"at ({b[0]:.0f}, {b[1]:.0f})"
+            print(f"{args.photo_a} face {i + 1}/{len(fa)} {box(fa[i][0])} vs {args.photo_b} face {j + 1}/{len(fb)} {box(fb[j][0])}:")
+        for name, m in loaded.items():
+            with torch.no_grad():
+                score = float(m.similarity(m.embed(fa[i][1].to(dev)), m.embed(fb[j][1].to(dev)))[0])
+            thr, same = m.threshold(args.far), bool(m.same_person(score, args.far))
+            kind = "distance" if m.metric == "euclidean" else "similarity"
+            print(f"{'  ' * (len(pairs) > 1)}{name:<{width}}  {kind} {score:.3f}  threshold {thr:g}  {'same person' if same else 'different people'}")
+            verdicts += 1
+    if missing: print(_missing_weights_line(missing))
+    if not verdicts:
+        print(f"c2p compare: no verdict: no model of {', '.join(models)} has its weights", file=sys.stderr)
+        return 1
     return 0
 
 def add_command(subparsers):
     "Register `c2p compare`."
-    p = subparsers.add_parser("compare", help="say, per face-recognition model, whether two photos show the same person")
+    p = subparsers.add_parser("compare", help="say, per face-recognition model, whether two photos show the same person",
+                              description="Compare every face of PHOTO_A with every face of PHOTO_B, one line per model.",
+                              epilog="exit codes: 0 a verdict was given; 1 no model had weights (no verdict); "
+                                     "2 refused (unreadable photo, no face, bad argument)")
     p.add_argument("photo_a"); p.add_argument("photo_b")
     p.add_argument("--models", default="dlib,irse50,ir152,facenet,mobile_face", help="comma-separated, from: " + ", ".join(FACE_MODELS))
     p.add_argument("--far", type=float, default=0.01, help="false-accept rate of the thresholds: 0.1, 0.01 or 0.001")

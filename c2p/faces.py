@@ -26,10 +26,11 @@ from .core import (C2PError, InputError, NoFaceError, OutputExistsError, Weights
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MIN_SIDE', 'SAVE_FORMATS', 'MIN_SCORE', 'MIN_FACE', 'FACE_ELLIPSE', 'EXAMPLE_PROMPTS', 'Photo',
-           'load_photo', 'photo_suffix', 'strip_gps', 'save_photo', 'pil_to_tensor', 'tensor_to_pil', 'Face',
-           'create_detector', 'dlib_model_path', 'load_shape_predictor', 'landmarks68', 'detect_faces', 'ffhq_quad',
-           'quad_matrix', 'ffhq_eye_positions', 'warp_affine', 'AlignedFace', 'align_face', 'face_mask', 'paste_back',
-           'psnr', 'show_faces', 'sample_photos', 'example_prompts', 'faces_record', 'run_faces', 'add_command']
+           'load_photo', 'photo_suffix', 'strip_gps', 'save_photo', 'photo_notes', 'pil_to_tensor', 'tensor_to_pil',
+           'Face', 'create_detector', 'dlib_model_path', 'load_shape_predictor', 'landmarks68', 'detect_faces',
+           'ffhq_quad', 'quad_matrix', 'ffhq_eye_positions', 'warp_affine', 'AlignedFace', 'align_face', 'face_mask',
+           'paste_back', 'psnr', 'show_faces', 'sample_photos', 'example_prompts', 'faces_record', 'run_faces',
+           'add_command']
 
 # %% ../nbs/01_faces.ipynb #5bfb3bd7
 #: the largest photo c2p decodes (pixels); checked against the header before decoding
@@ -46,6 +47,9 @@ class Photo:
     format: str | None = None  # 'JPEG', 'PNG', ... of the source file
     icc_profile: bytes | None = None
     subsampling: int | None = None  # JPEG chroma subsampling of the source: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0
+    qtables: dict | None = None     # JPEG quantisation tables of the source, reused when saving
+    frames: int = 1                 # frames in the source (TIFF, GIF, WebP): only the first is used
+    alpha: bool = False             # the source had transparency (flattened onto white)
 
     @property
     def size(self) -> tuple[int, int]: return self.image.size
@@ -94,9 +98,15 @@ def _open_checked(fp, name: str, max_pixels: int) -> Image.Image:
     if min(w, h) < MIN_SIDE:
         raise InputError(f"{name}: {w}x{h} pixels is too small to hold a face (need at least {MIN_SIDE} px a side)")
     try:
+        frames = int(getattr(img, "n_frames", 1) or 1)  # counting frames seeks: before the first frame is decoded
+        if frames > 1: img.seek(0)
+    except Exception:
+        frames = 1
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img.load()
+        img.c2p_frames = frames
     except Exception as e:  # decoders raise OSError, SyntaxError, ValueError, struct.error... for damaged data
         raise InputError(f"{name}: the image data is damaged or truncated ({e.__class__.__name__}: {e})") from None
     return img
@@ -126,12 +136,15 @@ def load_photo(src, *, max_pixels: int = MAX_PIXELS) -> Photo:
         raise InputError(f"cannot load a photo from a {type(src).__name__}: give a path, bytes or a PIL image")
     fmt, icc = img.format, img.info.get("icc_profile")
     sampling = JpegImagePlugin.get_sampling(img) if fmt == "JPEG" else None
+    qtables = {k: list(v) for k, v in img.quantization.items()} if fmt == "JPEG" and getattr(img, "quantization", None) else None
+    frames = getattr(img, "c2p_frames", None) or int(getattr(img, "n_frames", 1) or 1)
+    alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
     img, exif = _upright(img)
-    return Photo(_to_rgb(img), exif, path, fmt, icc, sampling if sampling in (0, 1, 2) else None)
+    return Photo(_to_rgb(img), exif, path, fmt, icc, sampling if sampling in (0, 1, 2) else None, qtables, frames, alpha)
 
 # %% ../nbs/01_faces.ipynb #2d16857c
-#: formats c2p writes, with their canonical suffix; other inputs (GIF, BMP, ...) are saved as PNG
-SAVE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif"}
+#: formats c2p writes, with their canonical suffix: a JPEG stays JPEG, every other input (GIF, WebP, TIFF, BMP, ...) becomes PNG
+SAVE_FORMATS = {"JPEG": ".jpg", "PNG": ".png"}
 _SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 _GPS_IFD = 0x8825
 
@@ -170,15 +183,24 @@ def save_photo(image, dest, like: Photo | None = None, overwrite: bool = False, 
     exif = _strip(exif) if strip_gps else exif
     if exif: kw["exif"] = exif
     if like is not None and like.icc_profile: kw["icc_profile"] = like.icc_profile
-    if fmt == "JPEG":
+    if fmt == "JPEG" and like is not None and like.qtables and like.subsampling is not None:
+        kw.update(qtables=like.qtables, subsampling=like.subsampling)  # the source's own tables: unchanged pixels stay close
+    elif fmt == "JPEG":
         kw.update(quality=quality, subsampling=like.subsampling if like is not None and like.subsampling is not None else 0)
-    elif fmt == "WEBP":
-        kw.update(quality=quality)
     with atomic_path(dest, overwrite) as tmp:
         image.save(tmp, format=fmt, **kw)
     return dest
 
 _strip = strip_gps  # `save_photo` has a parameter of the same name
+
+# %% ../nbs/01_faces.ipynb #9c18ea13
+def photo_notes(photo: Photo) -> list[str]:
+    "What saving `photo` leaves out or changes that its owner should know: extra frames, transparency, a format c2p does not write."
+    notes = []
+    if photo.frames > 1: notes.append(f"only the first of its {photo.frames} frames is used")
+    if photo.alpha: notes.append("its transparency is flattened onto white")
+    if photo.format and photo.format not in SAVE_FORMATS: notes.append(f"{photo.format} is saved as PNG")
+    return notes
 
 # %% ../nbs/01_faces.ipynb #c8ffd744
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
@@ -536,10 +558,10 @@ def faces_record(photo: Photo, aligned: list[AlignedFace], crops: list[str]) -> 
 def run_faces(args) -> int:
     "The `c2p faces` command: aligned crops and a JSON per photo; returns 1 if any photo failed."
     from tqdm.auto import tqdm
-    if not 16 <= args.size <= 4096: raise InputError(f"--size must be between 16 and 4096, got {args.size}")
+    from c2p.core import check_number, check_writable_dir
+    check_number("--size", args.size, 16, 4096, integer=True)
     device = get_device(args.device)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir(): raise InputError(f"--out {out} exists and is not a folder")
+    out = check_writable_dir(Path(args.out))  # a file in the way or a read-only disk: refused before any photo is read
     photos = [Path(p) for p in args.photos]
     stems = [p.stem for p in photos]
     dup = sorted({s for s in stems if stems.count(s) > 1})
@@ -549,12 +571,18 @@ def run_faces(args) -> int:
     for p in photos:
         if p.exists() and p.parent.resolve() == out.resolve() and pattern.fullmatch(p.name):
             raise InputError(f"--out {out} would write over the input {p}: choose another folder")
-    failed = 0
-    for path in tqdm(photos, desc="faces", unit="photo", disable=None):
+    failed, bad = 0, set()
+    for path in photos:  # pre-flight: every unreadable photo gets its line before the detector loads
+        try:
+            notes = photo_notes(load_photo(path))
+            if notes: print(f"c2p faces: note: {path}: {'; '.join(notes)}", file=sys.stderr)
+        except InputError as e:
+            print(f"c2p faces: error: {e}", file=sys.stderr); bad.add(path); failed += 1
+    for path in tqdm([p for p in photos if p not in bad], desc="faces", unit="photo", disable=None):
         try:
             photo = load_photo(path)
             faces = detect_faces(photo.image, device=device, landmarks68=args.landmarks68)
-            if not faces: raise NoFaceError(f"{path}: no face found")
+            if not faces: raise NoFaceError(f"{path}: no face found (faces smaller than {MIN_FACE} px are not looked for)")
             crops, meta = _plan_outputs(out, path.stem, len(faces))
             exists = [t for t in [*crops, meta] if t.exists()]
             if exists and not args.overwrite:
@@ -574,7 +602,9 @@ def run_faces(args) -> int:
 def add_command(subparsers) -> argparse.ArgumentParser:
     "Register `c2p faces`."
     p = subparsers.add_parser("faces", help="find every face in photos and write FFHQ-aligned crops",
-                              description="Detect every face (MTCNN), write one FFHQ-aligned PNG per face and a JSON per photo.")
+                              description="Detect every face (MTCNN), write one FFHQ-aligned PNG per face and a JSON per photo.",
+                              epilog="exit codes: 0 every photo had a face and was written; 1 some photo failed (unreadable, "
+                                     "no face, a disk error); 2 refused before any work (bad argument, --out not writable)")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="photos to read (JPEG, PNG, WebP, ...)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for <stem>_face<i>.png and <stem>_faces.json")
     p.add_argument("--size", type=int, default=1024, help="side of the aligned crops in pixels (default 1024)")

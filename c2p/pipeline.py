@@ -28,10 +28,11 @@ from .cosmetics import CosmeticsConfig
 from .search import SearchConfig, adversarial_search, ensemble_members, match_margin, set_noise_strength, pair_scores, parse_layers, threshold_of
 
 # %% auto #0
-__all__ = ['PRESETS', 'RENDERERS', 'FR_MODELS', 'IMAGE_EXTS', 'ProtectConfig', 'Models', 'PixelOnly', 'load_models', 'FaceResult',
-           'protect_face', 'protect_face_cosmetics', 'ProtectResult', 'parse_look', 'protect', 'expand_inputs',
-           'output_paths', 'output_stems', 'protect_files', 'add_command', 'run_protect', 'bench_protect_args',
-           'bench_protect', 'run_bench_protect']
+__all__ = ['PRESETS', 'RENDERERS', 'FR_MODELS', 'IMAGE_EXTS', 'EXIT_CODES', 'ProtectConfig', 'Models', 'PixelOnly', 'load_models',
+           'FaceResult', 'protect_face', 'protect_face_cosmetics', 'ProtectResult', 'parse_look', 'protect',
+           'expand_inputs', 'output_paths', 'output_stems', 'protect_files', 'validate_config', 'check_prompt', 'Job',
+           'Plan', 'preflight', 'face_verdicts', 'add_command', 'run_protect', 'bench_protect_args', 'bench_protect',
+           'run_bench_protect']
 
 # %% ../nbs/09_pipeline.ipynb #c96b35c6
 PRESETS = ("makeup", "tiny", "paper")  # the first is the default everywhere
@@ -409,22 +410,23 @@ def protect(photo, prompt: str, *, preset: str | None = PRESETS[0], mode: str = 
     return ProtectResult(image=out, report=report, faces=results, photo=src)
 
 # %% ../nbs/09_pipeline.ipynb #79e97494
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif")
 
 def expand_inputs(paths) -> list[Path]:
     "Photo paths from files and folders (a folder's images, sorted; earlier protected outputs excluded)."
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTS and not q.stem.endswith("_protected"))
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTS and not q.stem.endswith("_protected")
+                          and not q.name.startswith("."))
         else:
             out.append(p)
     return out
 
-def output_paths(photo: Path, out_dir: Path, stem: str | None = None) -> tuple[Path, Path]:
-    "Where `protect_files` writes a photo's protected image and report."
+def output_paths(photo: Path, out_dir: Path, stem: str | None = None, suffix: str | None = None) -> tuple[Path, Path]:
+    "Where `protect_files` writes a photo's protected image (with `suffix`, from the photo's content) and report."
     stem = stem or photo.stem
-    return out_dir / f"{stem}_protected{photo.suffix}", out_dir / f"{stem}_report.json"
+    return out_dir / f"{stem}_protected{suffix or photo.suffix}", out_dir / f"{stem}_report.json"
 
 def output_stems(photos: list) -> list[str]:
     "One output name per photo: its own stem, or `<folder>_<stem>` where photos from different folders share a name."
@@ -450,83 +452,277 @@ def _hold_interrupts():
         signal.signal(signal.SIGINT, old)
         if caught: raise KeyboardInterrupt
 
-def _write_outputs(result: ProtectResult, out_img: Path, out_rep: Path, cfg: ProtectConfig, overwrite: bool):
-    "Write the protected photo and its report atomically as a pair."
+def _write_outputs(result: ProtectResult, out_img: Path, out_rep: Path, cfg: ProtectConfig, overwrite: bool, metrics: dict | None = None):
+    "Write the protected photo and its report atomically as a pair; a disk error is one `OutputError` and leaves nothing."
+    from c2p.core import file_mode
     from c2p.faces import save_photo
-    tmp = Path(tempfile.mkdtemp(prefix=".c2p-", dir=out_img.parent))
+    try:
+        out_img.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".c2p-", dir=out_img.parent))
+    except OSError as e:
+        raise OutputError(f"cannot write into {out_img.parent}: {e.strerror or e}") from None
     try:
         img_tmp = tmp / out_img.name
         save_photo(result.image, img_tmp, **_accepts(save_photo, like=result.photo, overwrite=True, strip_gps=cfg.strip_gps,
                                                      quality=cfg.jpeg_quality))
-        rep = {**result.report, "output": out_img.name}
+        rep = {**result.report, "output": out_img.name, **({"metrics": metrics} if metrics else {})}
         (tmp / out_rep.name).write_text(json.dumps(rep, indent=1, allow_nan=False, default=str))
+        os.chmod(tmp / out_rep.name, file_mode())
         with _hold_interrupts():
-            for src, dest in ((img_tmp, out_img), (tmp / out_rep.name, out_rep)):
+            for dest in (out_img, out_rep):
                 if dest.exists() and not overwrite:
                     raise OutputExistsError(f"{dest} already exists (use --overwrite to replace it)")
             os.replace(img_tmp, out_img)
-            os.replace(tmp / out_rep.name, out_rep)
+            try:
+                os.replace(tmp / out_rep.name, out_rep)
+            except OSError:
+                out_img.unlink(missing_ok=True)  # a photo without its report would count as not done: leave neither
+                raise
+    except C2PError: raise
+    except OSError as e:  # full disk, lost permission, read-only remount: the next run redoes this photo
+        raise OutputError(f"cannot write {out_img.name} into {out_img.parent}: {e.strerror or e}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+def _read_verdict(out_rep: Path) -> tuple[bool | None, str]:
+    "The verdict of an earlier run's report (None when it cannot be read)."
+    try:
+        return face_verdicts(json.loads(out_rep.read_text()))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None, "its report cannot be read"
+
 def protect_files(paths, out_dir, prompt: str, *, preset: str = PRESETS[0], mode: str = "dodging", target=None, device=None,
                   seed: int = 0, overwrite: bool = False, models: Models | None = None, callback=None,
-                  progress: bool = True, log=print, **overrides) -> list[dict]:
-    "Protect every photo of `paths` (files or folders) into `out_dir`; one status dict per photo."
-    out_dir = Path(out_dir)
-    photos = expand_inputs(paths)
-    if not photos: raise InputError("no photos given")
-    inputs = {p.resolve() for p in photos if p.exists()}
-    if isinstance(target, (str, Path)) and not Path(target).is_file():
-        raise InputError(f"the target photo {target} does not exist")
-    cfg = (models.config if models is not None else ProtectConfig.from_preset(preset)).override(seed=seed, mode=mode, **overrides)
-    # settings that would fail every photo fail once, up front
-    if not prompt or not str(prompt).strip():
-        raise InputError("the makeup prompt is empty: describe the makeup, e.g. --prompt 'red lipstick'")
-    parse_look(prompt, cfg)
-    if cfg.mode == "impersonation" and target is None:
-        raise InputError("impersonation needs a target photo (--target)")
-    if models is None: get_device(device)
-    statuses = []
-    bar = tqdm(photos, desc="photos", disable=not progress)
-    for path, stem in zip(bar, output_stems(photos)):
-        out_img, out_rep = output_paths(path, out_dir, stem)
-        st = dict(input=str(path), output=str(out_img), report=str(out_rep), status="", message="")
+                  progress: bool = True, log=print, wait_s: float = 0.5, **overrides) -> list[dict]:
+    "Protect every photo of `paths` (files or folders) into `out_dir`; one status dict per photo (`protected`: every face?)."
+    plan = preflight(paths, out_dir, prompt, preset=preset, mode=mode, target=target, device=device, seed=seed,
+                     overwrite=overwrite, models=models, **overrides)
+    cfg, out_dir = plan.cfg, plan.out_dir
+    statuses, say = [], (lambda st: log(f"c2p protect: {'error: ' if st['status'] == 'failed' else ''}{st['message']}"))
+    for job in plan.jobs:  # every problem pre-flight found, before any work
+        st = dict(input=str(job.path), output=str(job.out_img) if job.out_img else None,
+                  report=str(job.out_rep) if job.out_rep else None, status=job.status, message=job.message)
         statuses.append(st)
-        if not path.is_file():
-            st.update(status="failed", message=f"{path}: no such file"); log(f"c2p protect: {st['message']}"); continue
-        if out_img.resolve() in inputs or out_rep.resolve() in inputs:
-            st.update(status="failed", message=f"{path}: its output would overwrite an input photo"); log(f"c2p protect: {st['message']}"); continue
-        if out_img.exists() and out_rep.exists() and not overwrite:
-            st.update(status="skipped", message=f"{path.name}: already protected ({out_img.name})"); log(f"c2p protect: {st['message']}"); continue
-        if (out_img.exists() or out_rep.exists()) and not overwrite:
-            st.update(status="failed", message=f"{path.name}: {out_img.name if out_img.exists() else out_rep.name} already exists "
-                                                f"(use --overwrite to replace it)"); log(f"c2p protect: {st['message']}"); continue
+        if job.status == "skipped":
+            st["protected"], verdict = _read_verdict(job.out_rep)
+            st["message"] += f": {verdict}"
+        if job.status: say(st)
+        elif job.notes: log(f"c2p protect: note: {job.path.name}: {'; '.join(job.notes)}")
+    todo = [(j, st) for j, st in zip(plan.jobs, statuses) if not j.status]
+    if todo:
         try:
-            if models is None:
-                models = load_models(cfg, device)
-            bar.set_postfix_str(path.name)
-            t = time.perf_counter()
-            res = protect(path, prompt, preset=cfg.preset, mode=mode, target=target, seed=seed, models=models,
-                          callback=_relay(callback, photo=str(path)), progress=progress, **overrides)
             out_dir.mkdir(parents=True, exist_ok=True)
-            _write_outputs(res, out_img, out_rep, cfg, overwrite)
-            n = len(res.report["faces"])
-            st.update(status="done", faces=n, seconds=round(time.perf_counter() - t, 1),
-                      message=f"{path.name}: protected {n} face{'s' * (n != 1)} -> {out_img}")
-            log(f"c2p protect: {st['message']}")
-        except NoFaceError as e:
-            st.update(status="no_face", message=f"{path.name}: skipped, {e}"); log(f"c2p protect: {st['message']}")
-        except (InputError, OutputExistsError) as e:  # this photo's problem: report it and go on with the others
-            st.update(status="failed", message=f"{path.name}: {e}"); log(f"c2p protect: error: {st['message']}")
+        except OSError as e:
+            raise OutputError(f"--out {out_dir}: cannot create the folder ({e.strerror or e})") from None
+    bar = tqdm(total=len(todo), desc="photos", disable=not progress)
+    metrics, stop = None, None
+    queue, waited = list(todo), set()
+    while queue:
+        job, st = queue.pop(0)
+        if stop is not None:
+            st.update(status="failed", message=f"{job.path.name}: not started ({stop})"); say(st); continue
+        with claim(out_dir / f".{job.stem}.c2p-lock") as holder:
+            if holder is not None:  # another run is protecting this photo right now: come back to it at the end
+                if id(job) not in waited:
+                    log(f"c2p protect: {job.path.name}: another c2p run (pid {holder}) is protecting it; waiting for it at the end")
+                    waited.add(id(job))
+                else:
+                    time.sleep(wait_s)
+                queue.append((job, st)); continue
+            if job.out_img.exists() and job.out_rep.exists() and not overwrite:  # finished meanwhile by another run
+                st["protected"], verdict = _read_verdict(job.out_rep)
+                st.update(status="skipped", message=f"{job.path.name}: already protected ({job.out_img.name}): {verdict}")
+                say(st); bar.update(); continue
+            try:
+                from c2p.faces import load_photo
+                photo = load_photo(job.path)
+                _faces_of(photo.image, cfg, models.device if models is not None else get_device(device), "photo")  # before any model
+                if models is None:
+                    models = load_models(cfg, device)
+                if metrics is None:
+                    metrics = {k: getattr(m, "metric", "score") for k, m in ensemble_members(models.judges).items()}
+                bar.set_postfix_str(job.path.name)
+                t = time.perf_counter()
+                res = protect(photo, plan.prompt, preset=cfg.preset, mode=mode, target=target, seed=seed, models=models,
+                              callback=_relay(callback, photo=str(job.path)), progress=progress, **overrides)
+                _write_outputs(res, job.out_img, job.out_rep, cfg, overwrite, metrics)
+                n = len(res.report["faces"])
+                every, verdict = face_verdicts({**res.report, "metrics": metrics})
+                st.update(status="done", faces=n, protected=every, seconds=round(time.perf_counter() - t, 1),
+                          message=f"{job.path.name} -> {job.out_img}: {verdict}")
+                say(st)
+            except NoFaceError as e:
+                st.update(status="no_face", message=f"{job.path.name}: skipped, {e} (faces smaller than 32 px are not looked for)")
+                say(st)
+            except OutputError as e:  # the disk: every later photo would fail the same way after its search
+                st.update(status="failed", message=f"{job.path.name}: {e}"); say(st)
+                stop = f"the output folder failed: {e}"
+            except (InputError, OutputExistsError) as e:  # this photo's problem: report it and go on with the others
+                st.update(status="failed", message=f"{job.path.name}: {e}"); say(st)
+            bar.update()
+    bar.close()
     return statuses
+
+# %% ../nbs/09_pipeline.ipynb #d21cddab
+from .core import OutputError, check_number, check_writable_dir, claim
+
+#: exit codes of `c2p protect`
+EXIT_CODES = {0: "every face of every photo was protected (or had been already)",
+              1: "some photo failed: unreadable, no face, another run's claim gone wrong, or a disk error (nothing partial is left)",
+              2: "refused before any work: a bad argument or an output folder that cannot be written",
+              3: "every photo was written, but some face did not get past a face-recognition threshold (see its line)",
+              130: "interrupted: finished photos are complete, rerun the same command to resume"}
+
+def validate_config(cfg: ProtectConfig) -> ProtectConfig:
+    "`cfg` if every number in it is finite and in range; else one `InputError` naming the setting (as its CLI option)."
+    s = cfg.cosmetics if cfg.renderer == "cosmetics" else cfg.search  # the search this preset runs
+    check_number("--steps", s.steps, 1, 100_000, integer=True)
+    check_number("--pti-steps", cfg.pti_steps, 0, 100_000, integer=True)
+    check_number("inversion_steps", cfg.inversion_steps, 0, 100_000, integer=True)
+    check_number("--lambda-adv", s.lambda_adv, None, 1e6)
+    if s.lambda_adv < 0:
+        raise InputError(f"--lambda-adv must be 0 or more, got {s.lambda_adv!r}: a negative weight makes the face *more* "
+                         f"recognisable (0 turns the protection off, as a control)")
+    check_number("--lambda-clip", s.lambda_clip, 0, 1e6)
+    check_number("--lambda-lat", cfg.search.lambda_lat, 0, 1e6)
+    check_number("--seed", cfg.seed, 0, 2**32 - 1, integer=True)
+    for name in ("lr", "inversion_lr", "pti_lr"):
+        check_number(name, getattr(s if name == "lr" else cfg, name), 0, 10)
+    check_number("far", cfg.far, 0, 1, lo_open=True)
+    check_number("jpeg_quality", cfg.jpeg_quality, 1, 100, integer=True)
+    for obj in (cfg, cfg.search, cfg.cosmetics):  # anything else numeric (set through the Python API) must at least be finite
+        for f in fields(obj):
+            v = getattr(obj, f.name)
+            if isinstance(v, float): check_number(f.name, v)
+    return cfg
+
+def check_prompt(prompt) -> str:
+    "The makeup prompt, stripped, if it describes something in words; else an `InputError`."
+    text = "" if prompt is None else str(prompt).strip()
+    if not text: raise InputError("the makeup prompt is empty: describe the makeup, e.g. --prompt 'red lipstick'")
+    if not any(ch.isalpha() for ch in text):
+        raise InputError(f"the makeup prompt {text!r} has no words: describe the makeup in words, e.g. --prompt 'red lipstick'")
+    if len(text) > 1000: raise InputError(f"the makeup prompt is {len(text)} characters long: CLIP reads about 75 words, keep it short")
+    return text
+
+@dataclass
+class Job:
+    "One photo of a batch as pre-flight planned it: where its outputs go, or why it cannot be done."
+    path: Path
+    stem: str
+    out_img: Path | None = None
+    out_rep: Path | None = None
+    status: str = ""                 # '' = to do; 'skipped' (done before), 'failed'
+    message: str = ""
+    notes: list = field(default_factory=list)
+
+@dataclass
+class Plan:
+    "What `preflight` decided: the settings, the prompt and one `Job` per photo."
+    cfg: ProtectConfig
+    prompt: str
+    out_dir: Path
+    jobs: list
+
+def _path_problem(p: Path) -> str | None:
+    "Why `p` cannot be read as a photo file, or None."
+    if p.is_symlink() and not p.exists(): return "a broken or looping symbolic link"
+    if not p.exists(): return "no such file"
+    if not p.is_file(): return "not a file"
+    if not os.access(p, os.R_OK): return "not readable (permission denied)"
+    return None
+
+def preflight(paths, out_dir, prompt: str, *, preset: str = PRESETS[0], mode: str = "dodging", target=None, device=None,
+              seed: int = 0, overwrite: bool = False, models: Models | None = None, **overrides) -> Plan:
+    "Check everything a protect run needs before any model loads: settings, prompt, target, output folder, and every photo."
+    from c2p.faces import detect_faces, load_photo, photo_notes, photo_suffix
+    cfg = (models.config if models is not None else ProtectConfig.from_preset(preset)).override(seed=seed, mode=mode, **overrides)
+    validate_config(cfg)
+    prompt = check_prompt(prompt)
+    parse_look(prompt, cfg)  # the makeup preset must understand the words
+    if cfg.mode == "impersonation" and target is None: raise InputError("impersonation needs a target photo (--target)")
+    if models is None: get_device(device)
+    out_dir = Path(out_dir)
+    check_writable_dir(out_dir)
+    if target is not None and isinstance(target, (str, os.PathLike)):
+        why = _path_problem(Path(target))
+        if why: raise InputError(f"the target photo {target}: {'does not exist' if why == 'no such file' else why}")
+        try:
+            load_photo(target)  # unreadable: one InputError now, not after the first photo's search
+        except InputError as e:
+            raise InputError(f"the target photo {e}") from None
+    photos = expand_inputs(paths)
+    if not photos: raise InputError("no photos given (a folder is searched for " + ", ".join(IMAGE_EXTS) + ")")
+    seen, unique = set(), []
+    for p in photos:  # the same file twice (or through a link) is one job
+        key = p.resolve() if p.exists() else p
+        if key not in seen: seen.add(key); unique.append(p)
+    inputs = {p.resolve() for p in unique if p.exists()}
+    jobs = []
+    for path, stem in zip(unique, output_stems(unique)):
+        job = Job(path, stem); jobs.append(job)
+        why = _path_problem(path)
+        if why: job.status, job.message = "failed", f"{path}: {why}"; continue
+        try:
+            photo = load_photo(path)
+        except InputError as e:
+            job.status, job.message = "failed", str(e); continue
+        job.out_img, job.out_rep = output_paths(path, out_dir, stem, suffix=photo_suffix(photo))
+        job.notes = photo_notes(photo)
+        del photo
+        if job.out_img.resolve() in inputs or job.out_rep.resolve() in inputs:
+            job.status, job.message = "failed", f"{path}: its output {job.out_img.name} would overwrite an input photo"
+        elif job.out_img.is_dir() or job.out_rep.is_dir():
+            job.status, job.message = "failed", f"{path}: a folder is in the way of its output {job.out_img.name}"
+        elif job.out_img.exists() and job.out_rep.exists() and not overwrite:
+            job.status, job.message = "skipped", f"{path.name}: already protected ({job.out_img.name})"
+        elif (job.out_img.exists() or job.out_rep.exists()) and not overwrite:
+            job.status, job.message = "failed", (f"{path.name}: {job.out_img.name if job.out_img.exists() else job.out_rep.name} "
+                                                 f"already exists (use --overwrite to replace it)")
+    if cfg.mode == "impersonation" and any(not j.status for j in jobs) and not hasattr(target, "image"):
+        # the target needs a face, or no photo can be done: find out now (MTCNN is small), not after the first search
+        if not detect_faces(load_photo(target), **_accepts(detect_faces, device=device)):
+            raise NoFaceError(f"the target photo {target}: no face found (faces smaller than 32 px are not looked for)")
+    return Plan(cfg, prompt, out_dir, jobs)
+
+def _model_metric(name: str, metrics: dict | None) -> str:
+    if metrics and name in metrics: return metrics[name]
+    try:
+        from c2p.face_models import face_model_spec
+        return face_model_spec(name).metric
+    except Exception:
+        return "score"
+
+def face_verdicts(report: dict) -> tuple[bool, str]:
+    "(every face protected against every judging model?, what to tell the user per face) from a protect report."
+    roles = {**{m: "attacked" for m in report.get("surrogates") or []}, **{m: "held out" for m in report.get("held_out") or []}}
+    parts, every = [], bool(report.get("faces"))
+    for i, f in enumerate(report.get("faces") or []):
+        prot, scores, thr = f.get("protected") or {}, f.get("scores_after") or {}, f.get("thresholds") or {}
+        def detail(m):
+            kind = {"euclidean": "distance", "cosine": "similarity"}.get(_model_metric(m, report.get("metrics")), "score")
+            return f"{m} ({roles.get(m, 'judge')}: {kind} {scores.get(m, float('nan')):.3f}, threshold {thr.get(m, float('nan')):.3f})"
+        ok, bad = [m for m in prot if prot[m]], [m for m in prot if not prot[m]]
+        every &= bool(prot) and not bad
+        label = f"face {i + 1}" if len(report["faces"]) > 1 else "the face"
+        if prot and not bad: parts.append(f"{label} protected against {', '.join(map(detail, ok))}")
+        else:
+            still = "still matched by" if report.get("mode", "dodging") == "dodging" else "not taken for the target by"
+            parts.append(f"{label} NOT protected: {still} {', '.join(map(detail, bad)) or 'no model judged it'}"
+                         + (f"; protected against {', '.join(ok)}" if ok else ""))
+    return every, "; ".join(parts)
 
 # %% ../nbs/09_pipeline.ipynb #92984d4b
 def add_command(subparsers):
     "Register `c2p protect`."
     p = subparsers.add_parser("protect", help="protect every face in photos with adversarial makeup",
                               description="Protect every face in PHOTOs (files or folders) from face recognition with makeup "
-                                          "described in words. Writes NAME_protected.EXT and NAME_report.json into --out.")
+                                          "described in words. Writes NAME_protected.EXT and NAME_report.json into --out: "
+                                          "a JPEG input gives a JPEG (its own quantisation tables), any other input "
+                                          "(PNG, WebP, TIFF, GIF, BMP) a PNG; c2p never writes GIF or HEIC. Everything is "
+                                          "checked before any model loads.",
+                              epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("photos", nargs="+", metavar="PHOTO|DIR")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the protected photos and reports")
     p.add_argument("--prompt", required=True, help='the makeup, in words, e.g. "red lipstick"')
@@ -536,12 +732,12 @@ def add_command(subparsers):
     p.add_argument("--preset", choices=PRESETS, default=PRESETS[0],
                    help="makeup (default): cosmetics in face regions, offline on a CPU; paper: the published method with real "
                         "checkpoints (GPU); tiny: the paper's classes at tiny size with random weights (tests the GAN pipeline)")
-    p.add_argument("--steps", type=int, help="search steps (paper: 50)")
-    p.add_argument("--lambda-adv", type=float, help="weight of the adversarial loss (paper: 0.7)")
-    p.add_argument("--lambda-clip", type=float, help="weight of the makeup loss (paper: 0.3)")
-    p.add_argument("--lambda-lat", type=float, help="weight of the latent loss (paper: 0.01)")
+    p.add_argument("--steps", type=int, help="search steps, 1 or more (paper: 50)")
+    p.add_argument("--lambda-adv", type=float, help="weight of the adversarial loss, 0 or more (paper: 0.7; 0 turns protection off)")
+    p.add_argument("--lambda-clip", type=float, help="weight of the makeup loss, 0 or more (paper: 0.3)")
+    p.add_argument("--lambda-lat", type=float, help="weight of the latent loss, 0 or more (paper: 0.01)")
     p.add_argument("--layers", help="W+ layers to optimise, e.g. 8-17 (default: 8 to the last)")
-    p.add_argument("--pti-steps", type=int, help="pivotal tuning steps (paper: 150)")
+    p.add_argument("--pti-steps", type=int, help="pivotal tuning steps, 0 or more (paper: 150)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -549,25 +745,30 @@ def add_command(subparsers):
     p.set_defaults(func=run_protect)
 
 def run_protect(args) -> int:
-    "Run `c2p protect`; 0 when every photo was protected or skipped, 1 when any failed."
+    "Run `c2p protect`; the exit code says whether every face was protected (see `EXIT_CODES`)."
     if args.mode == "impersonation" and not args.target:
         raise InputError("--mode impersonation needs --target IMG")
     if args.target and args.mode != "impersonation":
         raise InputError("--target is only used with --mode impersonation")
-    for name in ("steps", "pti_steps"):
-        v = getattr(args, name)
-        if v is not None and v < (1 if name == "steps" else 0):
-            raise InputError(f"--{name.replace('_', '-')} must be {'positive' if name == 'steps' else 'zero or more'}, got {v}")
     overrides = dict(steps=args.steps, lambda_adv=args.lambda_adv, lambda_clip=args.lambda_clip, lambda_lat=args.lambda_lat,
                      layers=parse_layers(args.layers) if args.layers else None, pti_steps=args.pti_steps)
-    log = lambda msg: print(msg, file=sys.stderr)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
     statuses = protect_files(args.photos, args.out, args.prompt, preset=args.preset, mode=args.mode, target=args.target,
                              device=args.device, seed=args.seed, overwrite=args.overwrite, progress=not args.quiet,
                              log=log, **overrides)
-    counts = {s: sum(st["status"] == s for st in statuses) for s in ("done", "skipped", "no_face", "failed")}
-    log(f"c2p protect: {counts['done']} protected, {counts['skipped']} already done, {counts['no_face']} without a face, "
-        f"{counts['failed']} failed")
-    return 1 if counts["failed"] else 0
+    written = [s for s in statuses if s["status"] in ("done", "skipped")]
+    good = sum(bool(s.get("protected")) for s in written)
+    failed = [s for s in statuses if s["status"] in ("failed", "no_face")]
+    def reason(s):  # "name: why", without the folder the user already knows
+        msg, name = s["message"], Path(s["input"]).name
+        for pre in (f"{s['input']}: ", f"{name}: "):
+            if msg.startswith(pre): msg = msg[len(pre):]
+        return f"{name}: {msg.replace('skipped, ', '')}"
+    why = "; ".join(map(reason, failed[:4])) + (f"; and {len(failed) - 4} more" if len(failed) > 4 else "")
+    if len(statuses) > 1:  # one photo: its own line says it all
+        log(f"c2p protect: {len(statuses)} photos: {good} protected, {len(written) - good} written but not protected, "
+            f"{len(failed)} failed" + (f" ({why})" if failed else ""))
+    return 0 if good == len(statuses) else 1 if failed else 3
 
 # %% ../nbs/09_pipeline.ipynb #b2984992
 def _time_face(models: Models, cfg: ProtectConfig, image, face, prompt: str, progress: bool) -> FaceResult:

@@ -105,7 +105,7 @@ def test_cli_no_face(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["faces", str(photo), "--out", str(out), "--device", "cpu"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"c2p faces: error: {photo}: no face found"]
+    assert err == [f"c2p faces: error: {photo}: no face found (faces smaller than 32 px are not looked for)"]
     assert not out.exists() or not any(out.iterdir())
 
 
