@@ -240,14 +240,14 @@ class Product:
 _lab = lambda name: hex_to_lab(COLOURS[name])
 #: each product's everyday form: shade (or shading of the face's own colour), ranges and opacity
 PRODUCT_DEFAULTS = {
-    "foundation": Product("foundation", None, evenness=0.35, span=(4, 3, 3), opacity=(0.4, 0.9), field=(10, 3, 3)),
-    "contour": Product("contour", relative=(-12, 2, 5), evenness=0.0, span=(4, 2, 2), opacity=(0.4, 0.9), field=(10, 3, 3)),
+    "foundation": Product("foundation", None, evenness=0.35, span=(4, 3, 3), opacity=(0.4, 0.9), field=(13, 4, 4)),
+    "contour": Product("contour", relative=(-12, 2, 5), evenness=0.0, span=(4, 2, 2), opacity=(0.4, 0.9), field=(13, 4, 4)),
     "blush": Product("blush", _lab("rose"), span=(6, 6, 6), opacity=(0.15, 0.4), field=(8, 6, 6)),
     "highlighter": Product("highlighter", relative=(12, 0, 4), evenness=0.0, span=(4, 2, 2), opacity=(0.4, 0.9),
-                           field=(10, 2, 3), texture=2.0),
+                           field=(13, 3, 4), texture=2.0),
     "eyeshadow": Product("eyeshadow", _lab("taupe"), span=(8, 6, 6), opacity=(0.35, 0.8), field=(14, 8, 8)),
     "eyeliner": Product("eyeliner", _lab("black"), span=(6, 3, 3), opacity=(0.5, 0.9), field=(6, 2, 2)),
-    "brows": Product("brows", relative=(-10, 0, 2), evenness=0.0, span=(4, 2, 2), opacity=(0.4, 0.9), field=(6, 3, 3)),
+    "brows": Product("brows", relative=(-10, 0, 2), evenness=0.0, span=(4, 2, 2), opacity=(0.4, 0.9), field=(8, 3, 3)),
     "lips": Product("lips", _lab("nude"), span=(6, 6, 6), opacity=(0.45, 0.85), field=(10, 8, 8)),
 }
 #: the base every look starts from (most of the protection lives here): even skin, soft contour and highlight, brows
@@ -503,7 +503,7 @@ class CosmeticsConfig:
     resize: tuple | None = (0.5, 1.0)
     blur_sigma: tuple | None = (0.0, 1.0)  # px at 256
     stop_margin: float | None = 0.1  # stop once the clean face and every EOT copy are this far past the threshold
-    grid: int = 10
+    grid: int = 16                   # colour-field cells across the face (16: about a fifth of the eye distance)
     texture_grid: int = 32
     smooth: float = 0.05             # the 'own colour' a product replaces: blur sigma in eye distances
     far: float = 0.01
@@ -594,7 +594,7 @@ def cosmetic_search(face: torch.Tensor, masks: torch.Tensor, look: Look, *, surr
         scores = pair_scores(surrogates, {k: v.detach()[:1] for k, v in embs.items()}, ref)
         worst = {k: float((m if mode == "dodging" else -m).detach().max()) for k, m in mrg.items()}  # the least fooled view
         rec = dict(step=step, loss=loss.item(), adv=adv.item(), reg=reg.item(), clip=float(clip), scores=scores,
-                   margins={k: float(m[0]) for k, m in mrg.items()}, worst=worst)
+                   margins={k: float(m.detach()[0]) for k, m in mrg.items()}, worst=worst)
         history.append(rec)
         bar.set_postfix({k: f"{v:.3f}" for k, v in scores.items()})
         if callback is not None:
