@@ -301,12 +301,16 @@ class TorchJudge:
         self.name, self.metric = model.name, model.metric
         self.thresholds = dict(model.thresholds)
 
-    def embed(self, image, box=None):
-        "The model's embedding of the face at `box` (the largest if None), or None if no face is found there."
+    def embed(self, image, box=None, crop: dict | None = None):
+        "The model's embedding of the face at `box` (the largest if None), or None if none is there; `crop`: cut as the search did."
         from c2p.faces import align_face, detect_faces, pil_to_tensor
         im = _as_pil(image)
         face = pick_face([(list(map(float, f.box)), f) for f in detect_faces(im, device=self.device)], box)
         if face is None: return None
+        if crop and crop.get("box") is not None:  # a report's FR crop: align at its size, cut its pixel box
+            x = pil_to_tensor(align_face(im, face[1], size=int(crop["size"])).image)
+            with torch.no_grad():
+                return self.model.embed(x, box=crop["box"], antialias=bool(crop.get("antialias", True)))[0].float().cpu()
         x = pil_to_tensor(align_face(im, face[1], size=self.align_size).image)  # the model crops its own view
         with torch.no_grad():
             return self.model.embed(x)[0].float().cpu()
@@ -356,6 +360,14 @@ class EvalPair:
     surrogates: tuple = ()             # FR models the makeup was searched against (leave-one-out bookkeeping)
     report: str | None = None          # the `c2p protect` report it came from
     losses: dict | None = None         # the search's loss curves {name: [per step]}, for the report figure
+    fr_crop: dict | None = None        # how the search cut FR inputs (report's `fr_crop`): the same cut scores the protected face
+    reference_fr_crop: dict | None = None  # ... and the reference face
+
+def _judge_embed(judge, image, box, crop):
+    "`judge.embed`, with the search's FR crop for judges that take one (c2p's torch models; dlib cuts its own chip)."
+    if crop and crop.get("box") is not None and isinstance(judge, TorchJudge):
+        return judge.embed(image, box, crop=crop)
+    return judge.embed(image, box)
 
 def evaluate_pairs(pairs, judges, variants=("clean", "jpeg90", "jpeg75", "resize0.5"), quality: bool = True,
                    lpips_net=None, progress: bool = False, total: int | None = None) -> dict:
@@ -371,12 +383,12 @@ def evaluate_pairs(pairs, judges, variants=("clean", "jpeg90", "jpeg75", "resize
                "scores": {}, "notes": []}
         shown = {v: VARIANTS[v](p.protected) for v in variants}
         for j in judges:
-            ref = j.embed(p.reference, p.reference_box)
+            ref = _judge_embed(j, p.reference, p.reference_box, p.reference_fr_crop)
             if ref is None:
                 row["notes"].append(f"{j.name}: no face in the reference photo, pair not scored"); continue
             row["scores"][j.name] = {}
             for v, im in shown.items():
-                emb = j.embed(im, p.box)
+                emb = _judge_embed(j, im, p.box, p.fr_crop)
                 row["scores"][j.name][v] = None if emb is None else j.score(emb, ref)
         if quality and p.original is not None:
             row["quality"] = region_quality(p.original, p.protected, box=p.box, lpips_net=lpips_net)
@@ -501,7 +513,8 @@ def pairs_from_report(report_path) -> list[EvalPair]:
     faces = [f for f in rep.get("faces") or [] if isinstance(f, dict)] or [{}]
     return [EvalPair(f"{stem}" + (f"#{i}" if len(faces) > 1 else ""), mode, protected, reference, box=f.get("box"),
                      reference_box=f.get("box") if mode == "dodging" else None, original=original, surrogates=surrogates,
-                     report=str(report_path), losses=losses_from_history(f.get("history")))
+                     report=str(report_path), losses=losses_from_history(f.get("history")),
+                     fr_crop=f.get("fr_crop"), reference_fr_crop=f.get("reference_fr_crop"))
             for i, f in enumerate(faces)]
 
 def losses_from_history(history) -> dict | None:

@@ -14,8 +14,8 @@ __all__ = ['IR_UNITS', 'DLIB_BLOCKS', 'FR_BOX', 'FACE_MODELS', 'EXTRA_FACE_MODEL
            'ir_input_layer', 'Backbone', 'ir_se50', 'ir152', 'ConvBlock', 'LinearBlock', 'DepthWise', 'DepthWiseStack',
            'MobileFaceNet', 'facenet', 'read_dlib_layers', 'Affine', 'pad_add', 'DlibBlock', 'DlibResNet',
            'read_dlib_resnet', 'dlib_model_dir', 'load_dlib_resnet', 'dlib_chip_box', 'dlib_chip', 'FaceModelSpec',
-           'face_model_spec', 'check_faces', 'crop_box', 'FaceModel', 'create_face_model', 'load_face_model',
-           'FaceEnsemble', 'compare_faces', 'run_compare', 'add_command']
+           'face_model_spec', 'check_faces', 'crop_box', 'crop_pixels', 'FaceModel', 'create_face_model',
+           'load_face_model', 'mtcnn_box', 'FaceEnsemble', 'compare_faces', 'run_compare', 'add_command']
 
 # %% ../nbs/06_face_models.ipynb #8c6123c2
 class SEModule(nn.Module):
@@ -447,12 +447,24 @@ def check_faces(x, min_size: int = 32):
                          f"{x.shape[0]} image(s) of {x.shape[3]}x{x.shape[2]}")
     return x
 
-def crop_box(x, box, size: int):
-    "Crop the fractional box (x0,y0,x1,y1) of `x` and resize it to `size` x `size` (bilinear, anti-aliased)."
+def crop_box(x, box, size: int, antialias: bool = True):
+    "Crop the fractional box (x0,y0,x1,y1) of `x` and resize it to `size` x `size` (bilinear, anti-aliased unless told not)."
     s = x.shape[-1]
     x0, y0, x1, y1 = (max(0, min(s, round(v * s))) for v in box)
     crop = x[:, :, y0:y1, x0:x1]
-    return F.interpolate(crop, size=(size, size), mode="bilinear", antialias=crop.shape[-1] > size, align_corners=False)
+    return F.interpolate(crop, size=(size, size), mode="bilinear", antialias=antialias and crop.shape[-1] > size,
+                         align_corners=False)
+
+def crop_pixels(x, box, size: int, antialias: bool = False):
+    "Cut the pixel box (x0,y0,x1,y1) of `x`, edges rounded to whole pixels, and resize it to `size` (plain bilinear unless `antialias`)."
+    h, w = x.shape[-2:]
+    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise InputError(f"the face box {tuple(round(float(v), 1) for v in box)} leaves no face inside a {w}x{h} image")
+    crop = x[:, :, y0:y1, x0:x1]
+    return F.interpolate(crop, size=(size, size), mode="bilinear", antialias=antialias and crop.shape[-1] > size,
+                         align_corners=False)
 
 class FaceModel(nn.Module):
     "A face-recognition model behind one interface: aligned faces in [-1,1] -> embeddings, scores, decisions."
@@ -465,16 +477,18 @@ class FaceModel(nn.Module):
 
     def __repr__(self): return f"FaceModel({self.name!r}, {self.metric}, input {self.input_size})"
 
-    def view(self, x):
-        "The model's input cut from aligned faces `x`: the face box (protocol models) or dlib's chip, resized."
-        if self.name == "dlib":
+    def view(self, x, box=None, antialias: bool = True):
+        "The model's input cut from aligned faces `x`: dlib's chip, or pixel `box` (else `FR_BOX`) resized to its size."
+        if self.name == "dlib":  # dlib's chip is its own alignment: a face box does not apply
             return (dlib_chip(x, self.input_size) + 1) * 127.5  # dlib takes 0..255 pixels
-        return crop_box(x, FR_BOX, self.input_size)
+        if box is not None:
+            return crop_pixels(x, box, self.input_size, antialias)
+        return crop_box(x, FR_BOX, self.input_size, antialias)
 
-    def embed(self, x):
-        "Embeddings [B,D] of aligned faces `x` [B,3,S,S] in [-1,1] (differentiable in `x`)."
+    def embed(self, x, box=None, antialias: bool = True):
+        "Embeddings [B,D] of aligned faces `x` [B,3,S,S] in [-1,1] (differentiable in `x`); `box`/`antialias` as in `view`."
         check_faces(x)
-        e = self.net(self.view(x.to(next(self.net.parameters()).device)))
+        e = self.net(self.view(x.to(next(self.net.parameters()).device), box, antialias))
         return e if self.metric == "euclidean" else F.normalize(e, dim=1)
 
     forward = embed
@@ -525,6 +539,19 @@ def load_face_model(name: str, path=None, device=None, download: bool = True) ->
     load_state_dict_strict(net, sd, f"{spec.name} checkpoint {path}")
     return FaceModel(spec, net).to(get_device(device))
 
+# %% ../nbs/06_face_models.ipynb #6a93d515
+def mtcnn_box(face, device=None) -> tuple:
+    "Pixel box (x0,y0,x1,y1) of MTCNN's most confident face in an aligned face (PIL or [1,3,S,S] in [-1,1]): the reference's FR crop."
+    from PIL import Image
+    from c2p.core import NoFaceError
+    from c2p.faces import create_detector, tensor_to_pil
+    img = face if isinstance(face, Image.Image) else tensor_to_pil(check_faces(face)[:1])
+    with torch.no_grad():
+        boxes, probs = create_detector(device, 20).detect(img)  # 20 px: MTCNN's default smallest face, as the reference
+    if boxes is None or len(boxes) == 0:
+        raise NoFaceError("MTCNN finds no face in the aligned face, so its face-recognition crop cannot be taken")
+    return tuple(float(v) for v in boxes[int(np.argmax(np.asarray(probs, dtype=np.float64)))])
+
 # %% ../nbs/06_face_models.ipynb #80bbb805
 class FaceEnsemble:
     "Several FaceModels by name: embed a batch with all of them, or leave one out as the black box."
@@ -544,10 +571,10 @@ class FaceEnsemble:
             raise InputError(f"no model {name!r} in this ensemble: it has {', '.join(self.models)}")
         return self.models[name]
 
-    def embed_all(self, x) -> dict:
-        "{name: embeddings [B,D]} of aligned faces `x`, one pass per model."
+    def embed_all(self, x, box=None, antialias: bool = True) -> dict:
+        "{name: embeddings [B,D]} of aligned faces `x`, one pass per model (`box`, `antialias`: see `FaceModel.view`)."
         check_faces(x)
-        return {name: m.embed(x) for name, m in self.models.items()}
+        return {name: m.embed(x, box, antialias) for name, m in self.models.items()}
 
     def leave_one_out(self, name: str) -> "FaceEnsemble":
         "The other models: the surrogates when `name` is the black box."

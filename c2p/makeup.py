@@ -19,8 +19,8 @@ from .core import InputError, WeightsError, get_device
 
 # %% auto #0
 __all__ = ['MAKEUP_TEMPLATES', 'IMAGE_CORNERS', 'ClipConfig', 'create_clip', 'load_clip', 'clip_preprocess', 'makeup_loss',
-           'perspective_warp', 'random_perspective', 'MakeupLoss', 'jpeg_quant_tables', 'jpeg_approx', 'random_resize',
-           'eot']
+           'prompt_templates', 'perspective_warp', 'random_perspective', 'MakeupLoss', 'jpeg_quant_tables',
+           'jpeg_approx', 'random_resize', 'eot']
 
 # %% ../nbs/05_clip_makeup.ipynb #a6984f76
 def _tiny_clip_cfg() -> dict:
@@ -183,6 +183,16 @@ def makeup_loss(img_orig, img_edit, text_src, text_tgt, kind: str = "directional
     denom = torch.logaddexp(pos_logit, torch.logsumexp(neg_logit, -1, keepdim=True))
     return (denom - pos_logit).mean()
 
+# %% ../nbs/05_clip_makeup.ipynb #51b0c4c7
+def prompt_templates(name: str = "c2p") -> tuple:
+    "Prompt templates by name: 'c2p' (`MAKEUP_TEMPLATES`, 12) or 'imagenet' (CLIP's ImageNet set as the reference code uses it, 79)."
+    if name == "c2p":
+        return MAKEUP_TEMPLATES
+    if name == "imagenet":
+        from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES  # OpenAI's 80, as functions of the class name
+        return tuple(t for t in (f("{}") for f in OPENAI_IMAGENET_TEMPLATES) if t != "a photo of many {}.")
+    raise InputError(f"unknown prompt templates {name!r}: use 'c2p' or 'imagenet'")
+
 # %% ../nbs/05_clip_makeup.ipynb #ed4b21ed
 def _rand(shape, generator=None) -> torch.Tensor:
     "Uniform [0,1) numbers from `generator` (its own device), on CPU unless the generator lives elsewhere."
@@ -236,7 +246,7 @@ class MakeupLoss:
         if not prompt or not prompt.strip():
             raise InputError("the makeup prompt is empty")
         self.model, self.tokenizer, self.prompt, self.source = model, tokenizer, prompt.strip(), source
-        self.templates = tuple(templates or MAKEUP_TEMPLATES)
+        self.templates = prompt_templates(templates) if isinstance(templates, str) else tuple(templates or MAKEUP_TEMPLATES)
         self.kind, self.augment, self.n_aug, self.distortion, self.temperature = kind, augment, n_aug, distortion, temperature
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.cache = {} if cache is None else cache  # (text, templates) -> unit text features [K,D]

@@ -61,19 +61,21 @@ class ProtectConfig:
     feather: float | None = None        # paste-back feathering (None: c2p.faces' default)
     seed: int = 0
     mode: str = "dodging"
+    makeup_kind: str = "directional"   # CLIP makeup loss: 'directional' (the paper's equation) or 'nce' (its released code)
+    makeup_templates: str = "c2p"      # prompt templates: 'c2p' (12 photo templates) or 'imagenet' (the released code's 79)
     search: SearchConfig = field(default_factory=SearchConfig)
     cosmetics: CosmeticsConfig = field(default_factory=CosmeticsConfig)
 
     @classmethod
     def paper(cls, **kw):
-        "The paper: 1024 px StyleGAN2, e4e, PTI 150 steps, ViT-B/32, attack three FR models and judge with the fourth."
+        "The released code's computation: 1024 px StyleGAN2, e4e, PTI 150 steps, ViT-B/32 InfoNCE with 79 templates, `SearchConfig.paper()`; 3 surrogates, 1 judge."
         return cls(preset="paper", size=1024, pretrained=True, inversion="e4e", inversion_steps=0, pti_steps=150,
                    pti_lr=5e-4, lpips=True, surrogates=("ir152", "facenet", "mobile_face"), held_out=("irse50",),
-                   search=SearchConfig.paper()).override(**kw)
+                   makeup_kind="nce", makeup_templates="imagenet", search=SearchConfig.paper()).override(**kw)
 
     @classmethod
     def tiny(cls, **kw):
-        "Offline: tiny random generator and CLIP, projection, the real dlib network as surrogate, 256 px."
+        "Offline, 256 px: tiny random generator and CLIP, projection, real dlib surrogate; c2p's choices on (residual, mean form, EOT, directional CLIP)."
         return cls(preset="tiny", size=256, pretrained=False, inversion="projection", inversion_steps=30,
                    inversion_lr=0.05, pti_steps=30, pti_lr=3e-3, pti_mse_weight=1.0, lpips=False, surrogates=("dlib",), held_out=(),
                    search=SearchConfig.tiny()).override(**kw)
@@ -330,9 +332,15 @@ def _target_face(target, cfg: ProtectConfig, device):
     face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
     return pil_to_tensor(align_face(photo.image, face, size=cfg.size).image).to(device)
 
-def _judge(models: Models, x) -> dict:
+def _judge(models: Models, x, box=None, antialias: bool = True) -> dict:
+    "Every judge's embedding of aligned faces `x`, cut like the search cut them (`box`, `antialias`)."
     with torch.no_grad():
-        return models.judges.embed_all(x.to(models.device))
+        if box is None and antialias: return models.judges.embed_all(x.to(models.device))
+        return models.judges.embed_all(x.to(models.device), box=box, antialias=antialias)
+
+def _fr_crop(size: int, box, antialias: bool) -> dict:
+    "How FR inputs were cut, for the report (and `c2p evaluate`): face size, pixel box (None: FR_BOX), anti-aliasing."
+    return dict(size=size, box=None if box is None else [round(float(v), 3) for v in box], antialias=bool(antialias))
 
 def _rounded(d: dict, n: int = 4) -> dict:
     return {k: round(float(v), n) for k, v in d.items()}
@@ -374,7 +382,8 @@ def protect(photo, prompt: str, *, preset: str | None = PRESETS[0], mode: str = 
     target_face = _target_face(target, cfg, models.device) if cfg.mode == "impersonation" else None
     timings["detect"] = time.perf_counter() - t
     makeup_loss = None if models.clip is None else MakeupLoss(
-        models.clip, models.tokenizer, str(prompt).strip(), **_accepts(MakeupLoss, generator=torch.Generator().manual_seed(cfg.seed)))
+        models.clip, models.tokenizer, str(prompt).strip(),
+        **_accepts(MakeupLoss, generator=torch.Generator().manual_seed(cfg.seed), kind=cfg.makeup_kind, templates=cfg.makeup_templates))
     members = ensemble_members(models.judges)
     thresholds = {k: threshold_of(m, cfg.far) for k, m in members.items()}
     results, reports, out = [], [], image.copy()
@@ -386,9 +395,11 @@ def protect(photo, prompt: str, *, preset: str | None = PRESETS[0], mode: str = 
         fr.timings["paste"] = time.perf_counter() - t
         # judge what a tracker would see: the face re-aligned from the final photo
         after_x = pil_to_tensor(align_face(out, face, size=cfg.size).image)
-        ref = _judge(models, fr.original if cfg.mode == "dodging" else target_face)
-        before = pair_scores(models.judges, _judge(models, fr.reconstruction), ref)
-        after = pair_scores(models.judges, _judge(models, after_x), ref)
+        # every score cut the way the search cut its FR inputs (paper: the source's MTCNN box, no anti-aliasing)
+        box, ref_box, aa = (getattr(fr.search, k, d) for k, d in (("fr_box", None), ("ref_box", None), ("fr_antialias", True)))
+        ref = _judge(models, fr.original if cfg.mode == "dodging" else target_face, ref_box, aa)
+        before = pair_scores(models.judges, _judge(models, fr.reconstruction, box, aa), ref)
+        after = pair_scores(models.judges, _judge(models, after_x, box, aa), ref)
         results.append(fr)
         reports.append(dict(
             index=i, box=[round(float(v), 1) for v in face.box], reference="original face" if cfg.mode == "dodging" else "target",
@@ -396,6 +407,7 @@ def protect(photo, prompt: str, *, preset: str | None = PRESETS[0], mode: str = 
             protected={k: (match_margin(members[k], s, cfg.far) < 0) == (cfg.mode == "dodging") for k, s in after.items()},
             psnr_reconstruction=_psnr(fr.reconstruction.cpu(), fr.original.cpu()),
             psnr_protected=_psnr(after_x, fr.original.cpu()),
+            fr_crop=_fr_crop(cfg.size, box, aa), reference_fr_crop=_fr_crop(cfg.size, ref_box, aa),
             stopped_early=fr.search.stopped_early, steps=len(fr.search.history),
             history=[{k: (_rounded(v) if isinstance(v, dict) else round(v, 5) if isinstance(v, float) else v)
                       for k, v in h.items()} for h in fr.search.history],
@@ -773,8 +785,8 @@ def run_protect(args) -> int:
 # %% ../nbs/09_pipeline.ipynb #b2984992
 def _time_face(models: Models, cfg: ProtectConfig, image, face, prompt: str, progress: bool) -> FaceResult:
     from c2p.makeup import MakeupLoss
-    ml = None if models.clip is None else MakeupLoss(models.clip, models.tokenizer, prompt,
-                                                     **_accepts(MakeupLoss, generator=torch.Generator().manual_seed(0)))
+    ml = None if models.clip is None else MakeupLoss(models.clip, models.tokenizer, prompt, **_accepts(
+        MakeupLoss, generator=torch.Generator().manual_seed(0), kind=cfg.makeup_kind, templates=cfg.makeup_templates))
     return protect_face(models, cfg, image, face, ml, progress=progress, look=parse_look(prompt, cfg))
 
 def bench_protect_args(p):

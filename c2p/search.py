@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .core import InputError
-from .identity import latent_loss
+from .identity import identity_score, latent_loss
 
 # %% auto #0
 __all__ = ['SearchConfig', 'parse_layers', 'ensemble_members', 'threshold_of', 'is_distance', 'match_margin', 'pair_scores',
@@ -23,7 +23,7 @@ __all__ = ['SearchConfig', 'parse_layers', 'ensemble_members', 'threshold_of', '
 # %% ../nbs/08_search.ipynb #7b3e5f72
 @dataclass
 class SearchConfig:
-    "Settings of the adversarial latent search (paper: Adam, lr 0.01, 50 steps, layers 8-17, lambdas 0.7/0.3/0.01)."
+    "Settings of the latent search; the defaults are c2p's own choices, `paper()` the released CLIP2Protect code's computation."
     steps: int = 50
     lr: float = 0.01
     layers: tuple | None = None       # W+ layers that move; None = 8..n_latent-1 (the fine layers)
@@ -42,15 +42,20 @@ class SearchConfig:
     early_stop_margin: float | None = None  # stop once every surrogate is past its threshold by this margin
     far: float = 0.01                 # false-accept rate whose threshold counts for early stop
     seed: int = 0
+    adv_form: str = "mean"            # 'mean': mean over surrogates of -/+score; 'sum': the reference's sum of (1 - cos)
+    clamp: bool = False               # clamp the face to [-1,1] before CLIP and FR (the reference clamps to [0,1])
+    fr_crop: str = "fixed"            # 'fixed': c2p's FR_BOX; 'source_box': the source face's MTCNN box for every FR input
+    fr_antialias: bool = True         # anti-alias FR crops when shrinking them (the reference resizes plain bilinear)
 
     @classmethod
     def paper(cls, **kw):
-        "The paper's setting."
-        return cls(**kw)
+        "The released code's search: sum of (1-cos), MTCNN-box FR crop without anti-aliasing, clamp, noise maps < 512 px, no FR EOT."
+        return cls(**{**dict(adv_form="sum", clamp=True, fr_crop="source_box", fr_antialias=False, optimise_noise=True,
+                             noise_max_res=512, noise_lr=None, eot_samples=0), **kw})
 
     @classmethod
     def tiny(cls, **kw):
-        "The offline tiny preset: residual composition, noise maps move too, bigger steps, JPEG and resize EOT, early stop."
+        "The offline tiny preset, c2p's choices on: residual composition, mean form, FR_BOX crop, FR EOT (perspective, JPEG, resize), early stop."
         return cls(**{**dict(steps=40, lr=0.003, optimise_noise=True, noise_lr=0.03, eot_samples=1, compose="residual",
                              perspective=0.2, jpeg_quality=(70, 95), resize=(0.6, 1.0), early_stop_margin=0.25), **kw})
 
@@ -128,6 +133,9 @@ class SearchResult:
     margins: dict = field(default_factory=dict)  # final match_margin per surrogate (>0: "same person")
     stopped_early: bool = False
     seconds: float = 0.0
+    fr_box: tuple | None = None  # pixel box every FR input of the face was cut with (None: each model's own view)
+    ref_box: tuple | None = None # the box the reference face (source or target) was cut with
+    fr_antialias: bool = True    # whether FR crops were anti-aliased
 
     def success(self) -> dict:
         "Per surrogate: did the final face fool it (dodging: no match; impersonation: matches the target)?"
@@ -140,19 +148,27 @@ def augment(x, gen: torch.Generator, cfg: SearchConfig):
     return eot(x, gen, jpeg=cfg.jpeg_quality, resize=cfg.resize, perspective=cfg.perspective)
 
 # %% ../nbs/08_search.ipynb #c39bff5b
-def _embed(ensemble, x):
-    "Embeddings {name: [B,D]} of aligned faces `x` by every surrogate (each `FaceModel` cuts its own crop or chip)."
-    return ensemble.embed_all(x)
+def _embed(ensemble, x, box=None, antialias: bool = True):
+    "Embeddings {name: [B,D]} of aligned faces `x` by every surrogate: cut with pixel `box`, else each model's own view."
+    if box is None and antialias:
+        return ensemble.embed_all(x)  # c2p's default view: works with any ensemble-like object
+    return ensemble.embed_all(x, box=box, antialias=antialias)
 
-def adversarial_loss(ensemble, embs: dict, ref_embs: dict, mode: str):
-    "Mean over surrogates (and the batch) of the per-model adversarial term; lower = more successful."
+def adversarial_loss(ensemble, embs: dict, ref_embs: dict, mode: str, form: str = "mean"):
+    "The adversarial term over surrogates, lower = more successful: 'mean' of -/+score, or the reference's 'sum' of (1 - cos)."
     terms = []
     for name, m in ensemble_members(ensemble).items():
+        if form == "sum":  # reference: sum_models (1 - cos(E(x), E(target))); dodging: the source, sign flipped
+            s = identity_score(m, embs[name], ref_embs[name]).mean()
+            terms.append(1 - s if mode == "impersonation" else s - 1)
+            continue
+        if form != "mean":
+            raise InputError(f"unknown adversarial form {form!r}: use 'mean' or 'sum'")
         s = m.similarity(embs[name], ref_embs[name].expand_as(embs[name]))
         # push the score to the 'different person' side (dodging) or the 'same person' side (impersonation)
         sign = (1.0 if mode == "dodging" else -1.0) * (-1.0 if is_distance(m) else 1.0)
         terms.append(sign * s.mean())
-    return torch.stack(terms).mean()
+    return torch.stack(terms).sum() if form == "sum" else torch.stack(terms).mean()
 
 def fixed_noise(generator) -> list:
     "The generator's fixed per-layer noise maps (what it uses when no noise is passed)."
@@ -173,7 +189,8 @@ def _noise_params(noise, max_res: int):
 # %% ../nbs/08_search.ipynb #b7aa8e91
 def adversarial_search(generator, w_pivot, source_face, *, surrogates, makeup_loss=None, mode: str | None = None,
                        target_face=None, cfg: SearchConfig | None = None, callback=None, noise=None,
-                       progress: bool = True, desc: str = "search") -> SearchResult:
+                       progress: bool = True, desc: str = "search", fr_box=None, target_box=None,
+                       objective_hook=None) -> SearchResult:
     "Optimise the fine W+ layers (and optionally noise) of the tuned `generator` from `w_pivot` to fool `surrogates`."
     cfg = cfg or SearchConfig()
     mode = mode or cfg.mode
@@ -203,17 +220,28 @@ def adversarial_search(generator, w_pivot, source_face, *, surrogates, makeup_lo
     thresholds = {k: threshold_of(m, cfg.far) for k, m in members.items()}
     if cfg.compose not in ("generator", "residual"):
         raise InputError(f"unknown compose {cfg.compose!r}: use generator or residual")
+    if cfg.fr_crop not in ("fixed", "source_box"):
+        raise InputError(f"unknown fr_crop {cfg.fr_crop!r}: use fixed or source_box")
+    if cfg.adv_form not in ("mean", "sum"):
+        raise InputError(f"unknown adv_form {cfg.adv_form!r}: use mean or sum")
     source = source_face.to(dev)
     with torch.no_grad():
         recon = generator(w0, noise=noise)  # the tuned generator's reconstruction at the pivot
     if source.shape != recon.shape:
         raise InputError(f"the source face is {list(source.shape)} but the generator draws {list(recon.shape)}")
     # residual: keep the photo's own pixels and add only what the search changes (for generators that reconstruct poorly)
-    render = (lambda y: source + (y - recon)) if cfg.compose == "residual" else (lambda y: y)
+    draw = (lambda y: source + (y - recon)) if cfg.compose == "residual" else (lambda y: y)
+    render = (lambda y: draw(y).clamp(-1, 1)) if cfg.clamp else draw  # clamped: what CLIP and FR see is a real image
     x0 = render(recon)  # the makeup loss's "before"
+    box = ref_box = None  # None: every model cuts its own view (FR_BOX, dlib's chip)
+    if cfg.fr_crop == "source_box":  # the reference: one MTCNN box of the source face cuts every FR input
+        from c2p.face_models import mtcnn_box
+        box = tuple(fr_box) if fr_box is not None else mtcnn_box(source)
+        ref_box = box if mode == "dodging" else tuple(target_box) if target_box is not None else mtcnn_box(target_face)
+    aa = cfg.fr_antialias
     with torch.no_grad():
         ref = source if mode == "dodging" else target_face.to(dev)
-        ref_embs = {k: v.detach() for k, v in _embed(surrogates, ref).items()}
+        ref_embs = {k: v.detach() for k, v in _embed(surrogates, ref, ref_box, aa).items()}
     history, stopped = [], False
     bar = tqdm(range(cfg.steps), desc=desc, leave=False, disable=not progress)
     w = w0
@@ -222,8 +250,8 @@ def adversarial_search(generator, w_pivot, source_face, *, surrogates, makeup_lo
         w = torch.where(moving[None, :, None], w0 + delta, w0)
         x = render(generator(w, noise=noise))
         batch = torch.cat([x] + [augment(x, gen, cfg) for _ in range(cfg.eot_samples)])
-        embs = _embed(surrogates, batch)
-        adv = adversarial_loss(surrogates, embs, ref_embs, mode)
+        embs = _embed(surrogates, batch, box, aa)
+        adv = adversarial_loss(surrogates, embs, ref_embs, mode, cfg.adv_form)
         clip = makeup_loss(x0, x) if makeup_loss is not None and cfg.lambda_clip else x.new_zeros(())
         lat = latent_loss(w, w0, layers)
         total = cfg.lambda_adv * adv + cfg.lambda_clip * clip + cfg.lambda_lat * lat
@@ -240,6 +268,8 @@ def adversarial_search(generator, w_pivot, source_face, *, surrogates, makeup_lo
                 (m < -cfg.early_stop_margin) if mode == "dodging" else (m > cfg.early_stop_margin) for m in margins.values()):
             stopped = True  # this step's face already fools every surrogate: keep it
             break
+        if objective_hook is not None:  # the live objective and variables, before the update (for replays and checks)
+            objective_hook(step, total, w, noise)
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
@@ -248,9 +278,10 @@ def adversarial_search(generator, w_pivot, source_face, *, surrogates, makeup_lo
         w = torch.where(moving[None, :, None], w0 + delta, w0).detach()
         noise = [n.detach() if n is not None else None for n in noise]
         image = render(generator(w, noise=noise)).clamp(-1, 1)
-        scores = pair_scores(surrogates, _embed(surrogates, image), ref_embs)
+        scores = pair_scores(surrogates, _embed(surrogates, image, box, aa), ref_embs)
     margins = {k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}
     bar.close()
     return SearchResult(image=image, w_plus=w, noise=noise, history=history, scores=scores,
                         reference="source" if mode == "dodging" else "target", mode=mode, thresholds=thresholds,
-                        margins=margins, stopped_early=stopped, seconds=time.perf_counter() - t0)
+                        margins=margins, stopped_early=stopped, seconds=time.perf_counter() - t0,
+                        fr_box=box, ref_box=ref_box, fr_antialias=aa)
