@@ -351,7 +351,7 @@ def parse_look(prompt, cfg: ProtectConfig):
     from c2p.cosmetics import parse_prompt
     return parse_prompt(prompt)
 
-def protect(photo, prompt: str, *, preset: str | None = PRESETS[0], mode: str = "dodging", target=None, device=None, seed: int = 0,
+def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None, seed: int = 0,
             callback=None, models: Models | None = None, progress: bool = True, **overrides) -> ProtectResult:
     "Protect every face of `photo` (path, bytes, PIL image or Photo) with makeup described by `prompt`."
     from c2p.faces import align_face, paste_back, pil_to_tensor
@@ -503,7 +503,7 @@ def _read_verdict(out_rep: Path) -> tuple[bool | None, str]:
     except (OSError, ValueError, TypeError, AttributeError):
         return None, "its report cannot be read"
 
-def protect_files(paths, out_dir, prompt: str, *, preset: str = PRESETS[0], mode: str = "dodging", target=None, device=None,
+def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None,
                   seed: int = 0, overwrite: bool = False, models: Models | None = None, callback=None,
                   progress: bool = True, log=print, wait_s: float = 0.5, **overrides) -> list[dict]:
     "Protect every photo of `paths` (files or folders) into `out_dir`; one status dict per photo (`protected`: every face?)."
@@ -644,11 +644,13 @@ def _path_problem(p: Path) -> str | None:
     if not os.access(p, os.R_OK): return "not readable (permission denied)"
     return None
 
-def preflight(paths, out_dir, prompt: str, *, preset: str = PRESETS[0], mode: str = "dodging", target=None, device=None,
+def preflight(paths, out_dir, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None,
               seed: int = 0, overwrite: bool = False, models: Models | None = None, **overrides) -> Plan:
     "Check everything a protect run needs before any model loads: settings, prompt, target, output folder, and every photo."
     from c2p.faces import detect_faces, load_photo, photo_notes, photo_suffix
-    cfg = (models.config if models is not None else ProtectConfig.from_preset(preset)).override(seed=seed, mode=mode, **overrides)
+    if models is not None and preset not in (None, models.config.preset):
+        raise InputError(f"the models given were built for the {models.config.preset!r} preset, not {preset!r}")
+    cfg = (models.config if models is not None else ProtectConfig.from_preset(preset or PRESETS[0])).override(seed=seed, mode=mode, **overrides)
     validate_config(cfg)
     prompt = check_prompt(prompt)
     parse_look(prompt, cfg)  # the makeup preset must understand the words

@@ -73,7 +73,7 @@ def test_protects_a_folder_skips_faceless_reruns_and_never_overwrites(tmp_path, 
     rep = json.loads((out / "kit_report.json").read_text())
     for key in ("input", "output", "mode", "target", "prompt", "preset", "faces", "settings", "timings"):
         assert key in rep, key
-    assert rep["mode"] == "dodging" and rep["preset"] == "tiny" and rep["prompt"] == "red lipstick" and len(rep["faces"]) == 1
+    assert rep["mode"] == "dodging" and rep["preset"] == "makeup" and rep["prompt"] == "red lipstick" and len(rep["faces"]) == 1
     face = rep["faces"][0]
     assert set(face["scores_before"]) == set(face["scores_after"]) == set(face["thresholds"]) == {"dlib"}
     assert face["thresholds"]["dlib"] == 0.6 and len(face["box"]) == 4 and face["steps"] >= 1

@@ -1,0 +1,100 @@
+"""The default `makeup` preset end to end, offline, on real photos: dlib itself (its own detector, chip and ResNet)
+judges the saved files, as a `face_recognition` user would. The full protocol (every shared face, three prompts,
+JPEG and resize robustness) is `python tools/makeup_protocol.py`; this is its quick, always-run part."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from c2p.core import shared_dir
+from c2p.cosmetics import face_canvas, parse_prompt, region_masks
+from c2p.evaluation import DLIB_THRESHOLD, dlib_descriptors, pick_face
+from c2p.faces import detect_faces, load_photo
+from c2p.pipeline import load_models, protect, protect_files
+
+FACES = shared_dir() / "faces"
+GROUP = FACES / "group" / "two_people.jpg"
+REFS = {"obama": sorted((FACES / "obama").glob("*.jpg")), "biden": sorted((FACES / "biden").glob("*.jpg"))}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _threads():
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def models():
+    return load_models("makeup", device="cpu")
+
+
+def descriptor(image, box=None):
+    face = pick_face(dlib_descriptors(image), box)
+    assert face is not None, "dlib finds no face there"
+    return face[1]
+
+
+def test_group_photo_both_faces_leave_dlib_and_stay_makeup(models, tmp_path):
+    shutil_src = tmp_path / "in" / "two_people.png"  # PNG: the pixels outside the makeup must keep their exact bits
+    shutil_src.parent.mkdir()
+    Image.open(GROUP).convert("RGB").save(shutil_src)
+    statuses = protect_files([shutil_src], tmp_path / "out", "red lipstick, smoky eyes", models=models, progress=False,
+                             log=lambda m: None)
+    assert [s["status"] for s in statuses] == ["done"], statuses
+    out = Path(statuses[0]["output"])
+    rep = json.loads(Path(statuses[0]["report"]).read_text())
+    assert rep["preset"] == "makeup" and rep["renderer"] == "cosmetics" and len(rep["faces"]) == 2
+    assert "lips (red)" in rep["look"] and "eyeshadow (smoky)" in rep["look"]
+    before, after = load_photo(shutil_src).image, load_photo(out).image
+    # dlib itself, on the written file: each face is far from every photo of its person (left: Biden, right: Obama)
+    for face, person in zip(rep["faces"], ("biden", "obama")):
+        d = [float(np.linalg.norm(descriptor(after, face["box"]) - descriptor(load_photo(r).image))) for r in REFS[person]]
+        d0 = float(np.linalg.norm(descriptor(before, face["box"]) - descriptor(load_photo(REFS[person][0]).image)))
+        print(person, "before", round(d0, 3), "after", [round(v, 3) for v in d])
+        assert min(d) > DLIB_THRESHOLD
+    # outside the union of the look's masks every pixel keeps its bits
+    look = parse_prompt("red lipstick, smoky eyes")
+    a0, a1 = np.asarray(before), np.asarray(after)
+    inside = np.zeros(a0.shape[:2], bool)
+    for f in detect_faces(before, landmarks68=True):
+        x0, y0, w, h = face_canvas(f.landmarks68, before.size)
+        inside[y0:y0 + h, x0:x0 + w] |= region_masks(f.landmarks68, (x0, y0, w, h), look.names, wing=look.wing).sum(0).numpy() > 0
+    assert np.array_equal(a0[~inside], a1[~inside])
+    changed = (a0 != a1).any(-1)
+    assert changed.any() and changed.mean() < 0.15
+
+
+def test_without_the_adversarial_loss_the_look_still_matches(models):
+    photo = REFS["biden"][0]
+    res = protect(photo, "red lipstick, smoky eyes", models=models, progress=False, lambda_adv=0.0, steps=2)
+    d = float(np.linalg.norm(descriptor(res.image) - descriptor(load_photo(photo).image)))
+    print("control", round(d, 3))
+    assert d < DLIB_THRESHOLD and res.report["faces"][0]["protected"] == {"dlib": False}
+
+
+@pytest.mark.parametrize("prompt, words", [("zorblax quux", "does not understand"), ("x" * 10_000, "characters long"),
+                                           ("🙂💄", "no words"), ("  ", "empty")])
+def test_bad_prompts_fail_at_once_with_one_line(tmp_path, prompt, words):
+    exe = Path(sys.executable).with_name("c2p")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from c2p.cli import run; run()"]
+    r = subprocess.run(cmd + ["protect", str(REFS["biden"][0]), "--out", str(tmp_path / "out"), "--prompt", prompt],
+                       capture_output=True, text=True, timeout=300)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_face_whose_landmarks_fail_gets_one_message_and_nothing_is_written(models, tmp_path):
+    # a face tilted by 45 degrees: MTCNN still finds it, dlib's 68-point predictor (trained upright) cannot place it
+    src = tmp_path / "sideways.png"
+    Image.open(REFS["obama"][0]).convert("RGB").rotate(45, expand=True, fillcolor=(128, 128, 128)).save(src)
+    logs = []
+    statuses = protect_files([src], tmp_path / "out", "red lipstick", models=models, progress=False, log=logs.append)
+    assert statuses[0]["status"] == "failed" and "landmarks" in statuses[0]["message"], statuses
+    assert not list((tmp_path / "out").glob("sideways*"))
