@@ -117,7 +117,7 @@ def _protect_args(p):
 
 #: subcommand -> (function(args) -> exit code, argument adder, help)
 COMMANDS = {"generator": (bench_generator, _generator_args, "StyleGAN2 forward+backward speed vs matmul peak"),
-            "protect": (_protect, _protect_args, "seconds per tuning step, search step and protected face, tiny and paper presets")}
+            "protect": (_protect, _protect_args, "seconds per search step and protected face of the makeup preset; per tuning and search step of tiny and paper")}
 
 def main(argv=None) -> int:
     "Run one benchmark subcommand (`python -m c2p.bench NAME --help`)."

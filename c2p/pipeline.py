@@ -379,6 +379,11 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
         timings["models"] = time.perf_counter() - t; t = time.perf_counter()
     seed_everything(cfg.seed)
     faces = _faces_of(image, cfg, models.device, "photo")
+    if look is not None:  # every face's makeup regions must be placeable before any search starts
+        from c2p.cosmetics import LandmarkError, check_landmarks
+        for i, f in enumerate(faces):
+            try: check_landmarks(f.landmarks68, f.landmarks5)
+            except LandmarkError as e: raise LandmarkError(f"face {i + 1} of {len(faces)}: {e}") from None
     target_face = _target_face(target, cfg, models.device) if cfg.mode == "impersonation" else None
     timings["detect"] = time.perf_counter() - t
     makeup_loss = None if models.clip is None else MakeupLoss(
