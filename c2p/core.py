@@ -16,7 +16,7 @@ import torch
 
 # %% auto #0
 __all__ = ['C2PError', 'InputError', 'NoFaceError', 'OutputExistsError', 'WeightsError', 'atomic_path', 'write_bytes_atomic',
-           'write_text_atomic', 'get_device', 'seed_everything', 'shared_dir', 'repo_dir']
+           'write_text_atomic', 'get_device', 'seed_everything', 'shared_dir', 'data_dir', 'repo_dir']
 
 # %% ../nbs/00_core.ipynb #20769749
 class C2PError(Exception):
@@ -91,9 +91,15 @@ def shared_dir() -> Path | None:
             return cand
     return None
 
+def data_dir() -> Path:
+    "The package's own sample data (public-domain portraits, example prompts): installed with c2p, so it is always there."
+    import c2p
+    return Path(c2p.__file__).resolve().parent / "data"
+
 def repo_dir() -> Path | None:
-    "The c2p source checkout (the folder holding settings.ini and data/), when running from one."
-    for parent in [Path(__file__).resolve().parent.parent, Path.cwd(), *Path.cwd().parents]:
-        if (parent / "settings.ini").exists() and (parent / "data").is_dir():
+    "The c2p source checkout (the folder holding settings.ini and nbs/), when running from one."
+    import c2p
+    for parent in [Path(c2p.__file__).resolve().parent.parent, Path.cwd(), *Path.cwd().parents]:
+        if (parent / "settings.ini").exists() and (parent / "nbs").is_dir():
             return parent
     return None

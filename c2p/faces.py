@@ -21,15 +21,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
-from .core import (C2PError, InputError, NoFaceError, OutputExistsError, WeightsError, atomic_path, get_device,
-                      repo_dir, write_text_atomic)
+from .core import (C2PError, InputError, NoFaceError, OutputExistsError, WeightsError, atomic_path, data_dir,
+                      get_device, repo_dir, write_text_atomic)
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MIN_SIDE', 'SAVE_FORMATS', 'MIN_SCORE', 'MIN_FACE', 'FACE_ELLIPSE', 'EXAMPLE_PROMPTS', 'Photo',
            'load_photo', 'photo_suffix', 'strip_gps', 'save_photo', 'pil_to_tensor', 'tensor_to_pil', 'Face',
            'create_detector', 'dlib_model_path', 'load_shape_predictor', 'landmarks68', 'detect_faces', 'ffhq_quad',
            'quad_matrix', 'ffhq_eye_positions', 'warp_affine', 'AlignedFace', 'align_face', 'face_mask', 'paste_back',
-           'psnr', 'show_faces', 'sample_photos', 'example_prompts', 'faces_record', 'run_faces', 'add_command']
+           'psnr', 'show_faces', 'sample_photos', 'sample_photo', 'example_prompts', 'faces_record', 'run_faces',
+           'add_command']
 
 # %% ../nbs/01_faces.ipynb #5bfb3bd7
 #: the largest photo c2p decodes (pixels); checked against the header before decoding
@@ -509,16 +510,20 @@ EXAMPLE_PROMPTS = (
 )
 
 def sample_photos() -> list[Path]:
-    "The portraits in the checkout's data/ folder ([] when c2p runs from an installed package without one)."
-    root = repo_dir()
-    if root is None: return []
-    return sorted(p for p in (root / "data").iterdir() if p.suffix.lower() in _SUFFIX_FORMAT)
+    "The public-domain sample portraits installed with c2p (its data/ folder), sorted by file name."
+    return sorted(p for p in data_dir().iterdir() if p.suffix.lower() in _SUFFIX_FORMAT)
+
+def sample_photo(name: str) -> Path:
+    "One sample portrait by person (`obama`, `biden`), file stem or file name; InputError naming the choices otherwise."
+    photos = sample_photos()
+    for p in photos:
+        if name.lower() in (p.name.lower(), p.stem.lower(), p.stem.split("_")[0].lower()): return p
+    raise InputError(f"no sample photo {name!r}: choose one of {', '.join(p.stem.split('_')[0] for p in photos)}")
 
 def example_prompts() -> list[str]:
-    "Example makeup prompts: data/prompts.txt in a checkout, else the built-in list."
-    root = repo_dir()
-    f = root / "data" / "prompts.txt" if root is not None else None
-    if f is not None and f.is_file():
+    "Example makeup prompts: data/prompts.txt of the package, else the built-in list."
+    f = data_dir() / "prompts.txt"
+    if f.is_file():
         return [l.strip() for l in f.read_text(encoding="utf-8").splitlines() if l.strip() and not l.startswith("#")]
     return list(EXAMPLE_PROMPTS)
 
