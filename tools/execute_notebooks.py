@@ -114,6 +114,31 @@ def tidy_outputs(nb, paths: dict[str, str]):
         cell.outputs = kept
 
 
+_VIEW = "application/vnd.jupyter.widget-view+json"
+_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def prune_widgets(nb):
+    "Keep only the widget state that displayed widgets use (not every widget a cell made), under stable ids."
+    import json
+    state = nb.metadata.get("widgets", {}).get(_STATE, {}).get("state", {})
+    views = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if _VIEW in o.get("data", {})]
+    order, todo = [], [o["data"][_VIEW]["model_id"] for o in views]
+    while todo:
+        m = todo.pop(0)
+        if m in order or m not in state: continue
+        order.append(m)
+        todo += re.findall(r"IPY_MODEL_([0-9a-f]{32})", json.dumps(state[m]))
+    if not order:
+        nb.metadata.pop("widgets", None); return
+    new = {m: f"{i + 1:032x}" for i, m in enumerate(order)}  # random uuids would change at every execution
+    text = json.dumps({m: state[m] for m in order})
+    for m, n in new.items(): text = text.replace(m, n)
+    nb.metadata["widgets"][_STATE]["state"] = json.loads(text)
+    for o in views:
+        o["data"][_VIEW]["model_id"] = new.get(o["data"][_VIEW]["model_id"], o["data"][_VIEW]["model_id"])
+
+
 def figures(nb) -> int:
     "How many image/png outputs a notebook stores."
     return sum("image/png" in o.get("data", {}) for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []))
@@ -145,6 +170,7 @@ def execute(path: Path, timeout: int, with_shared: bool) -> tuple[int, int]:
     paths = {str(ROOT): "<repo>", str(Path(c2p.__file__).resolve().parent): "<c2p>", str(Path.home()): "~",
              sys.prefix: "<python>", tempfile.gettempdir(): "<tmp>"}
     tidy_outputs(nb, paths)
+    prune_widgets(nb)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code": cell.execution_count = None
     nb.metadata[HASH_KEY] = digest
