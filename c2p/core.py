@@ -16,7 +16,7 @@ import torch
 
 # %% auto #0
 __all__ = ['C2PError', 'InputError', 'NoFaceError', 'OutputExistsError', 'WeightsError', 'atomic_path', 'write_bytes_atomic',
-           'write_text_atomic', 'get_device', 'seed_everything', 'shared_dir', 'data_dir', 'repo_dir']
+           'write_text_atomic', 'get_device', 'seed_everything', 'shared_dir', 'data_dir', 'repo_dir', 'needs_weights']
 
 # %% ../nbs/00_core.ipynb #20769749
 class C2PError(Exception):
@@ -103,3 +103,13 @@ def repo_dir() -> Path | None:
         if (parent / "settings.ini").exists() and (parent / "nbs").is_dir():
             return parent
     return None
+
+# %% ../nbs/00_core.ipynb #daa8ac5d
+@contextlib.contextmanager
+def needs_weights(shows: str):
+    "Run a block that needs pretrained weights; if they are missing (a `WeightsError`), print what it would show instead."
+    try:
+        yield
+    except WeightsError as e:
+        why = str(e).split(":")[0].strip() or "weights not available"
+        print(f"Skipped here ({why}): with the weights, this cell {shows}")

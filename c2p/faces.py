@@ -25,12 +25,12 @@ from .core import (C2PError, InputError, NoFaceError, OutputExistsError, Weights
                       get_device, repo_dir, write_text_atomic)
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'MIN_SIDE', 'SAVE_FORMATS', 'MIN_SCORE', 'MIN_FACE', 'FACE_ELLIPSE', 'EXAMPLE_PROMPTS', 'Photo',
-           'load_photo', 'photo_suffix', 'strip_gps', 'save_photo', 'pil_to_tensor', 'tensor_to_pil', 'Face',
+__all__ = ['MAX_PIXELS', 'MIN_SIDE', 'SAVE_FORMATS', 'MIN_SCORE', 'MIN_FACE', 'FACE_ELLIPSE', 'EXAMPLE_PROMPTS', 'STAND_INS',
+           'Photo', 'load_photo', 'photo_suffix', 'strip_gps', 'save_photo', 'pil_to_tensor', 'tensor_to_pil', 'Face',
            'create_detector', 'dlib_model_path', 'load_shape_predictor', 'landmarks68', 'detect_faces', 'ffhq_quad',
            'quad_matrix', 'ffhq_eye_positions', 'warp_affine', 'AlignedFace', 'align_face', 'face_mask', 'paste_back',
-           'psnr', 'show_faces', 'sample_photos', 'sample_photo', 'example_prompts', 'faces_record', 'run_faces',
-           'add_command']
+           'psnr', 'show_faces', 'sample_photos', 'sample_photo', 'example_prompts', 'sample_faces_dir', 'faces_record',
+           'run_faces', 'add_command']
 
 # %% ../nbs/01_faces.ipynb #5bfb3bd7
 #: the largest photo c2p decodes (pixels); checked against the header before decoding
@@ -526,6 +526,29 @@ def example_prompts() -> list[str]:
     if f.is_file():
         return [l.strip() for l in f.read_text(encoding="utf-8").splitlines() if l.strip() and not l.startswith("#")]
     return list(EXAMPLE_PROMPTS)
+
+# %% ../nbs/01_faces.ipynb #3f37e915
+#: what `sample_faces_dir` writes: path in the layout of shared/faces -> (sample person, how the portrait is changed)
+STAND_INS = {"obama/obama_official_portrait.jpg": ("obama", None), "obama/obama_press_room.jpg": ("obama", "mirror"),
+             "obama/obama_podium.jpg": ("obama", "mirror-small"), "biden/biden_official_portrait.jpg": ("biden", None),
+             "biden/biden_oval_office.jpg": ("biden", "mirror"), "group/two_people.jpg": (None, "side by side")}
+
+def sample_faces_dir(dest=None) -> Path:
+    "A folder laid out like ../shared/faces made only from the sample portraits (see `STAND_INS`); a new temporary one by default."
+    import tempfile
+    dest = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="c2p-faces-"))
+    people = {n: ImageOps.exif_transpose(Image.open(sample_photo(n))).convert("RGB") for n in ("obama", "biden")}
+    for rel, (who, how) in STAND_INS.items():
+        if how == "side by side":
+            a, b = people["obama"], people["biden"]
+            b = b.resize((round(b.width * a.height / b.height), a.height), Image.Resampling.LANCZOS)
+            im = Image.new("RGB", (a.width + b.width, a.height)); im.paste(a, (0, 0)); im.paste(b, (a.width, 0))
+        else:
+            im = people[who] if how is None else ImageOps.mirror(people[who])
+            if how == "mirror-small": im = im.resize((im.width * 3 // 5, im.height * 3 // 5), Image.Resampling.LANCZOS)
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        im.save(dest / rel, quality=95)
+    return dest
 
 # %% ../nbs/01_faces.ipynb #c13a231a
 def _plan_outputs(out: Path, stem: str, n: int) -> tuple[list[Path], Path]:

@@ -201,7 +201,7 @@ def main(argv=None) -> int:
             n, size = execute(p, args.timeout, args.with_shared)
             print(f"{p.name}: {n} figure(s), {size / 1e3:.0f} kB ({time.time() - t0:.0f} s)", flush=True)
         except Exception as e:  # report and go on with the others; the failed notebook is left as it was
-            msg = str(e).strip().splitlines()
+            msg = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().splitlines()
             print(f"{p.name}: FAILED ({type(e).__name__}) {msg[-1] if msg else ''}", flush=True)
             failed.append(p.name)
     total = sum(q.stat().st_size for q in NBS.glob("*.ipynb"))
