@@ -71,6 +71,7 @@ def scrub_text(text: str, paths: dict[str, str]) -> str:
     for real, shown in sorted(paths.items(), key=lambda kv: -len(kv[0])):
         text = text.replace(real, shown)
     text = _TMP.sub("<tmp>", text)
+    text = re.sub(r"<tmp>/(?:tmp|c2p-)[\w.\-]+", "<tmp>", text)  # a temporary folder's random name
     text = _ADDR.sub("", text)
     return _TIMING.sub("<time>", text)
 
@@ -166,9 +167,7 @@ def execute(path: Path, timeout: int, with_shared: bool) -> tuple[int, int]:
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
     nb.cells.pop(0)
-    import c2p
-    paths = {str(ROOT): "<repo>", str(Path(c2p.__file__).resolve().parent): "<c2p>", str(Path.home()): "~",
-             sys.prefix: "<python>", tempfile.gettempdir(): "<tmp>"}
+    paths = {str(ROOT): "<repo>", str(Path.home()): "~", sys.prefix: "<python>"}
     tidy_outputs(nb, paths)
     prune_widgets(nb)
     for i, cell in enumerate(nb.cells):
