@@ -74,7 +74,7 @@ def face_panels(before: Image.Image, after: Image.Image, boxes, size: int = 192)
     rows = []
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         m = 0.25 * max(x1 - x0, y1 - y0)  # some margin around the detection box
-        box = tuple(round(v) for v in (x0 - m, y0 - m, x1 + m, y1 + m))
+        box = (max(0, round(x0 - m)), max(0, round(y0 - m)), min(before.width, round(x1 + m)), min(before.height, round(y1 + m)))
         a, b = (im.convert("RGB").crop(box).resize((size, round(size * (box[3] - box[1]) / (box[2] - box[0]))),
                                                    Image.Resampling.LANCZOS) for im in (before, after))
         row = Image.new("RGB", (2 * size + 48, a.height), "white")
@@ -143,8 +143,10 @@ def similarity_bars(report: dict):
                     fontsize=7, color="#1d6f65", rotation=90)
         ax.set_xticks(range(len(names)), [f"{n}\n({'distance' if _is_distance(n) else 'similarity'})" for n in names])
         ax.set_ylim(0, top); ax.set_xlim(-0.6, len(names) - 0.4)
-        ax.set_title(f"face {i + 1}: score before / after"); ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
+        ax.set_title(f"face {i + 1}: score before / after")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)  # once, under the panels
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 def verdict(report: dict) -> str:
@@ -256,7 +258,7 @@ class Studio:
 
     def _clear_result(self):
         "Placeholders instead of a result: before the first run, when a run starts, and after an error."
-        self.preview.value = png_bytes(placeholder("The face being protected\nappears here while Protect runs", (256, 128)))
+        self.preview.value = png_bytes(placeholder("The face being protected\nappears here while Protect runs", (480, 240)))
         self.before_after.value = png_bytes(placeholder("Your photo before and after\nappears here", (480, 192)))
         self.faces_view.value = png_bytes(placeholder("Each face, numbered, before and after", (432, 96)))
         self.bars.value = png_bytes(placeholder("How similar face recognition still finds you", (480, 96)))

@@ -157,7 +157,7 @@ def test_bars_show_before_and_the_protected_side():
     rep = {"mode": "dodging", "faces": [{"scores_before": {"dlib": 0.0}, "scores_after": {"dlib": 0.7}, "thresholds": {"dlib": 0.6}}]}
     fig = similarity_bars(rep)
     ax = fig.axes[0]
-    labels = ax.get_legend_handles_labels()[1]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert {"before", "after", "threshold", "protected side"} <= set(labels)
     texts = [t.get_text() for t in ax.texts]
     assert "0.00" in texts and any(t.startswith("protected") and "↑" in t for t in texts)  # dlib: a larger distance protects
