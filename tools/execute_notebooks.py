@@ -102,6 +102,7 @@ def tidy_outputs(nb, paths: dict[str, str]):
                 if not out.text.strip(): continue
             elif out.output_type in ("display_data", "execute_result"):
                 data = out.get("data", {})
+                if "image/png" in data: data.pop("image/jpeg", None)  # a PIL image comes as both: keep one
                 for mime in list(data):
                     if mime == "image/png":
                         raw = base64.b64decode(data[mime])
