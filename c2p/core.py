@@ -108,8 +108,9 @@ def repo_dir() -> Path | None:
 @contextlib.contextmanager
 def needs_weights(shows: str):
     "Run a block that needs pretrained weights; if they are missing (a `WeightsError`), print what it would show instead."
+    import urllib.error
     try:
         yield
-    except WeightsError as e:
-        why = str(e).split(":")[0].strip() or "weights not available"
+    except (WeightsError, urllib.error.URLError, ConnectionError) as e:  # not cached, and no download (offline)
+        why = (str(e).split(":")[0].strip() if isinstance(e, WeightsError) else "no network to download them") or "weights not available"
         print(f"Skipped here ({why}): with the weights, this cell {shows}")
