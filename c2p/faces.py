@@ -531,7 +531,14 @@ def example_prompts() -> list[str]:
 #: what `sample_faces_dir` writes: path in the layout of shared/faces -> (sample person, how the portrait is changed)
 STAND_INS = {"obama/obama_official_portrait.jpg": ("obama", None), "obama/obama_press_room.jpg": ("obama", "mirror"),
              "obama/obama_podium.jpg": ("obama", "mirror-small"), "biden/biden_official_portrait.jpg": ("biden", None),
-             "biden/biden_oval_office.jpg": ("biden", "mirror"), "group/two_people.jpg": (None, "side by side")}
+             "biden/biden_oval_office.jpg": ("biden", "mirror"), "group/two_people.jpg": (None, "side by side")}  # face-centred, symmetric
+
+def _face_square(image: Image.Image, side: int = 512) -> Image.Image:
+    "A square crop centred on the photo's first face, 1.4 times the face's height, resized to `side`."
+    x0, y0, x1, y1 = detect_faces(image)[0].box
+    cx, cy, s = (x0 + x1) / 2, (y0 + y1) / 2, 1.4 * max(x1 - x0, y1 - y0)
+    box = tuple(round(v) for v in (cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2))
+    return image.crop(box).resize((side, side), Image.Resampling.LANCZOS)
 
 def sample_faces_dir(dest=None) -> Path:
     "A folder laid out like ../shared/faces made only from the sample portraits (see `STAND_INS`); a new temporary one by default."
@@ -539,9 +546,8 @@ def sample_faces_dir(dest=None) -> Path:
     dest = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="c2p-faces-"))
     people = {n: ImageOps.exif_transpose(Image.open(sample_photo(n))).convert("RGB") for n in ("obama", "biden")}
     for rel, (who, how) in STAND_INS.items():
-        if how == "side by side":
-            a, b = people["obama"], people["biden"]
-            b = b.resize((round(b.width * a.height / b.height), a.height), Image.Resampling.LANCZOS)
+        if how == "side by side":  # face-centred squares of one size: the faces sit mirror-symmetrically
+            a, b = (_face_square(people[n]) for n in ("obama", "biden"))
             im = Image.new("RGB", (a.width + b.width, a.height)); im.paste(a, (0, 0)); im.paste(b, (a.width, 0))
         else:
             im = people[who] if how is None else ImageOps.mirror(people[who])
