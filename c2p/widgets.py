@@ -175,7 +175,7 @@ def status_line(info: dict, mode: str = "dodging") -> str:
         t = s + m if dist else s - m  # margin = threshold - distance, or similarity - threshold
         above = dist == (mode == "dodging")
         parts.append(f"{n} {'distance' if dist else 'similarity'} {s:.2f} -> needs {'>' if above else '<'} {t:.2f}"
-                     + (" (done)" if (s > t if above else s < t) else ""))
+                     + (" (reached)" if (s > t if above else s < t) else ""))
     return f"{face}{where}: " + ("; ".join(parts) if parts else "searching")
 
 def figure_png(fig) -> bytes:

@@ -99,9 +99,10 @@ def test_protect_click(studio):
     assert Image.open(io.BytesIO(base64.b64decode(link.split("base64,")[1].split('"')[0]))).format == "JPEG"
     assert studio.status.value.startswith("Done") and "Face 1" in studio.status.value
     # the live status is plain language: how far dlib's distance is from what protects
-    plain = [s for s in statuses if re.fullmatch(r"step \d+/4: dlib distance \d\.\d\d -> needs > 0\.60( \(done\))?", s)]
+    plain = [s for s in statuses if re.fullmatch(r"step \d+/4: dlib distance \d\.\d\d -> needs > 0\.60( \(reached\))?", s)]
     assert plain, statuses
     live = [s for s in statuses if s.startswith(("step", "face", "finding", "fine-tuning"))]
+    assert not any("done" in s.lower() for s in live)  # "Done" is only said when the run is over
     assert live and not any(re.search(r"\b(adv|clip|lat|loss)\b", s) for s in live), live  # no loss jargon
     assert not studio.run_button.disabled and studio.stop_button.disabled  # controls are back
 
