@@ -120,10 +120,19 @@ _VIEW = "application/vnd.jupyter.widget-view+json"
 _STATE = "application/vnd.jupyter.widget-state+json"
 
 
+def _is_tqdm(out, state) -> bool:
+    model = state.get(out.get("data", {}).get(_VIEW, {}).get("model_id"), {})
+    kids = [state.get(k.replace("IPY_MODEL_", ""), {}).get("model_name") for k in model.get("state", {}).get("children", [])]
+    return model.get("model_name") == "HBoxModel" and len(kids) == 3 and kids[1] in ("FloatProgressModel", "IntProgressModel")
+
+
 def prune_widgets(nb):
     "Keep only the widget state that displayed widgets use (not every widget a cell made), under stable ids."
     import json
     state = nb.metadata.get("widgets", {}).get(_STATE, {}).get("state", {})
+    for c in nb.cells:  # tqdm's progress bars (HTML, progress, HTML in a box) show timings: drop them
+        if c.cell_type == "code":
+            c.outputs = [o for o in c.get("outputs", []) if not _is_tqdm(o, state)]
     views = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if _VIEW in o.get("data", {})]
     order, todo = [], [o["data"][_VIEW]["model_id"] for o in views]
     while todo:
