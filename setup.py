@@ -34,6 +34,7 @@ setuptools.setup(
     keywords=cfg["keywords"].split(),
     packages=setuptools.find_packages(include=["c2p", "c2p.*"]),
     include_package_data=True,
+    package_data={"c2p": ["data/*"]},  # the public-domain sample portraits and example prompts
     python_requires=">=" + cfg["min_python"],
     install_requires=cfg["requirements"].split(),
     extras_require={"dev": cfg["dev_requirements"].split()},

@@ -17,7 +17,7 @@ import torch
 # %% auto #0
 __all__ = ['C2PError', 'InputError', 'NoFaceError', 'OutputExistsError', 'WeightsError', 'OutputError', 'atomic_path',
            'file_mode', 'write_bytes_atomic', 'write_text_atomic', 'check_number', 'check_writable_dir', 'claim',
-           'get_device', 'seed_everything', 'shared_dir', 'repo_dir']
+           'get_device', 'seed_everything', 'shared_dir', 'data_dir', 'repo_dir', 'needs_weights']
 
 # %% ../nbs/00_core.ipynb #20769749
 class C2PError(Exception):
@@ -177,9 +177,26 @@ def shared_dir() -> Path | None:
             return cand
     return None
 
+def data_dir() -> Path:
+    "The package's own sample data (public-domain portraits, example prompts): installed with c2p, so it is always there."
+    import c2p
+    return Path(c2p.__file__).resolve().parent / "data"
+
 def repo_dir() -> Path | None:
-    "The c2p source checkout (the folder holding settings.ini and data/), when running from one."
-    for parent in [Path(__file__).resolve().parent.parent, Path.cwd(), *Path.cwd().parents]:
-        if (parent / "settings.ini").exists() and (parent / "data").is_dir():
+    "The c2p source checkout (the folder holding settings.ini and nbs/), when running from one."
+    import c2p
+    for parent in [Path(c2p.__file__).resolve().parent.parent, Path.cwd(), *Path.cwd().parents]:
+        if (parent / "settings.ini").exists() and (parent / "nbs").is_dir():
             return parent
     return None
+
+# %% ../nbs/00_core.ipynb #daa8ac5d
+@contextlib.contextmanager
+def needs_weights(shows: str):
+    "Run a block that needs pretrained weights; if they are missing (a `WeightsError`), print what it would show instead."
+    import urllib.error
+    try:
+        yield
+    except (WeightsError, urllib.error.URLError, ConnectionError) as e:  # not cached, and no download (offline)
+        why = (str(e).split(":")[0].strip() if isinstance(e, WeightsError) else "no network to download them") or "weights not available"
+        print(f"Skipped here ({why}): with the weights, this cell {shows}")

@@ -21,16 +21,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
-from .core import (C2PError, InputError, NoFaceError, OutputExistsError, WeightsError, atomic_path, get_device,
-                      repo_dir, write_text_atomic)
+from .core import (C2PError, InputError, NoFaceError, OutputExistsError, WeightsError, atomic_path, data_dir,
+                      get_device, repo_dir, write_text_atomic)
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'MIN_SIDE', 'SAVE_FORMATS', 'MIN_SCORE', 'MIN_FACE', 'FACE_ELLIPSE', 'EXAMPLE_PROMPTS', 'Photo',
-           'load_photo', 'photo_suffix', 'strip_gps', 'save_photo', 'photo_notes', 'pil_to_tensor', 'tensor_to_pil',
-           'Face', 'create_detector', 'dlib_model_path', 'load_shape_predictor', 'landmarks68', 'detect_faces',
-           'ffhq_quad', 'quad_matrix', 'ffhq_eye_positions', 'warp_affine', 'AlignedFace', 'align_face', 'face_mask',
-           'paste_back', 'psnr', 'show_faces', 'sample_photos', 'example_prompts', 'faces_record', 'run_faces',
-           'add_command']
+__all__ = ['MAX_PIXELS', 'MIN_SIDE', 'SAVE_FORMATS', 'MIN_SCORE', 'MIN_FACE', 'FACE_ELLIPSE', 'EXAMPLE_PROMPTS', 'STAND_INS',
+           'Photo', 'load_photo', 'photo_suffix', 'strip_gps', 'save_photo', 'photo_notes', 'pil_to_tensor',
+           'tensor_to_pil', 'Face', 'create_detector', 'dlib_model_path', 'load_shape_predictor', 'landmarks68',
+           'detect_faces', 'ffhq_quad', 'quad_matrix', 'ffhq_eye_positions', 'warp_affine', 'AlignedFace', 'align_face',
+           'face_mask', 'paste_back', 'psnr', 'show_faces', 'sample_photos', 'sample_photo', 'example_prompts',
+           'sample_faces_dir', 'faces_record', 'run_faces', 'add_command']
 
 # %% ../nbs/01_faces.ipynb #5bfb3bd7
 #: the largest photo c2p decodes (pixels); checked against the header before decoding
@@ -531,18 +531,51 @@ EXAMPLE_PROMPTS = (
 )
 
 def sample_photos() -> list[Path]:
-    "The portraits in the checkout's data/ folder ([] when c2p runs from an installed package without one)."
-    root = repo_dir()
-    if root is None: return []
-    return sorted(p for p in (root / "data").iterdir() if p.suffix.lower() in _SUFFIX_FORMAT)
+    "The public-domain sample portraits installed with c2p (its data/ folder), sorted by file name."
+    return sorted(p for p in data_dir().iterdir() if p.suffix.lower() in _SUFFIX_FORMAT)
+
+def sample_photo(name: str) -> Path:
+    "One sample portrait by person (`obama`, `biden`), file stem or file name; InputError naming the choices otherwise."
+    photos = sample_photos()
+    for p in photos:
+        if name.lower() in (p.name.lower(), p.stem.lower(), p.stem.split("_")[0].lower()): return p
+    raise InputError(f"no sample photo {name!r}: choose one of {', '.join(p.stem.split('_')[0] for p in photos)}")
 
 def example_prompts() -> list[str]:
-    "Example makeup prompts: data/prompts.txt in a checkout, else the built-in list."
-    root = repo_dir()
-    f = root / "data" / "prompts.txt" if root is not None else None
-    if f is not None and f.is_file():
+    "Example makeup prompts: data/prompts.txt of the package, else the built-in list."
+    f = data_dir() / "prompts.txt"
+    if f.is_file():
         return [l.strip() for l in f.read_text(encoding="utf-8").splitlines() if l.strip() and not l.startswith("#")]
     return list(EXAMPLE_PROMPTS)
+
+# %% ../nbs/01_faces.ipynb #3f37e915
+#: what `sample_faces_dir` writes: path in the layout of shared/faces -> (sample person, how the portrait is changed)
+STAND_INS = {"obama/obama_official_portrait.jpg": ("obama", None), "obama/obama_press_room.jpg": ("obama", "mirror"),
+             "obama/obama_podium.jpg": ("obama", "mirror-small"), "biden/biden_official_portrait.jpg": ("biden", None),
+             "biden/biden_oval_office.jpg": ("biden", "mirror"), "group/two_people.jpg": (None, "side by side")}  # face-centred, symmetric
+
+def _face_square(image: Image.Image, side: int = 512) -> Image.Image:
+    "A square crop centred on the photo's first face, 1.4 times the face's height, resized to `side`."
+    x0, y0, x1, y1 = detect_faces(image)[0].box
+    cx, cy, s = (x0 + x1) / 2, (y0 + y1) / 2, 1.4 * max(x1 - x0, y1 - y0)
+    box = tuple(round(v) for v in (cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2))
+    return image.crop(box).resize((side, side), Image.Resampling.LANCZOS)
+
+def sample_faces_dir(dest=None) -> Path:
+    "A folder laid out like ../shared/faces made only from the sample portraits (see `STAND_INS`); a new temporary one by default."
+    import tempfile
+    dest = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="c2p-faces-"))
+    people = {n: ImageOps.exif_transpose(Image.open(sample_photo(n))).convert("RGB") for n in ("obama", "biden")}
+    for rel, (who, how) in STAND_INS.items():
+        if how == "side by side":  # face-centred squares of one size: the faces sit mirror-symmetrically
+            a, b = (_face_square(people[n]) for n in ("obama", "biden"))
+            im = Image.new("RGB", (a.width + b.width, a.height)); im.paste(a, (0, 0)); im.paste(b, (a.width, 0))
+        else:
+            im = people[who] if how is None else ImageOps.mirror(people[who])
+            if how == "mirror-small": im = im.resize((im.width * 3 // 5, im.height * 3 // 5), Image.Resampling.LANCZOS)
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        im.save(dest / rel, quality=95)
+    return dest
 
 # %% ../nbs/01_faces.ipynb #c13a231a
 def _plan_outputs(out: Path, stem: str, n: int) -> tuple[list[Path], Path]:

@@ -798,7 +798,7 @@ def _time_face(models: Models, cfg: ProtectConfig, image, face, prompt: str, pro
 
 def bench_protect_args(p):
     "Add `python -m c2p.bench protect`'s options to parser `p`."
-    p.add_argument("--photo", help="a photo with a face (default: the shared Obama portrait)")
+    p.add_argument("--photo", help="a photo with a face (default: the sample Obama portrait)")
     p.add_argument("--presets", "--preset", default="makeup,tiny,paper", help="comma-separated presets to time")
     p.add_argument("--paper-steps", type=int, default=2, help="steps timed per stage at paper size")
     p.add_argument("--device", default=None)
@@ -812,11 +812,9 @@ def bench_protect(argv=None) -> dict:
 
 def run_bench_protect(args, results: bool = False):
     "`python -m c2p.bench protect`: the timings of `bench_protect` from parsed `args` (exit status 0, or the results)."
-    from c2p.core import shared_dir
-    from c2p.faces import detect_faces
+    from c2p.faces import detect_faces, sample_photo
     if args.threads: torch.set_num_threads(args.threads)
-    path = args.photo or (shared_dir() / "faces/obama/obama_official_portrait.jpg" if shared_dir() else None)
-    if path is None: raise InputError("no photo: pass --photo")
+    path = args.photo or sample_photo("obama")
     photo = _load(path, "photo")
     out = {}
     for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:

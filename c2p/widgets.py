@@ -17,8 +17,8 @@ from PIL import Image
 from .core import C2PError
 
 # %% auto #0
-__all__ = ['UPLOAD', 'StopRequested', 'png_bytes', 'side_by_side', 'download_link', 'similarity_bars', 'verdict', 'figure_png',
-           'Studio']
+__all__ = ['UPLOAD', 'StopRequested', 'png_bytes', 'side_by_side', 'placeholder', 'numbered', 'face_panels', 'output_name',
+           'download_link', 'similarity_bars', 'verdict', 'status_line', 'figure_png', 'Studio']
 
 # %% ../nbs/11_studio.ipynb #9e99da43
 class StopRequested(C2PError):
@@ -39,29 +39,114 @@ def side_by_side(before: Image.Image, after: Image.Image, height: int = 384) -> 
     out.paste(a, (0, 0)); out.paste(b, (a.width + 8, 0))
     return out
 
+def _font(size: int):
+    from PIL import ImageFont
+    try: return ImageFont.load_default(size=size)
+    except TypeError: return ImageFont.load_default()  # Pillow < 10.1: one fixed size
+
+def placeholder(text: str, size=(384, 192)) -> Image.Image:
+    "A light grey image saying what will appear here: shown instead of an empty (broken-looking) image."
+    from PIL import ImageDraw
+    im = Image.new("RGB", tuple(size), "#eef0f3")
+    d = ImageDraw.Draw(im)
+    d.rectangle([0, 0, size[0] - 1, size[1] - 1], outline="#c5cad3", width=2)
+    d.multiline_text((size[0] / 2, size[1] / 2), text, fill="#5f6b7a", font=_font(max(12, size[1] // 12)),
+                     anchor="mm", align="center")
+    return im
+
+def numbered(image: Image.Image, boxes) -> Image.Image:
+    "A copy of `image` with each face box drawn and numbered 1, 2, ... (labels scaled to the photo)."
+    from PIL import ImageDraw
+    im = image.convert("RGB").copy(); d = ImageDraw.Draw(im)
+    w = max(2, round(max(im.size) / 250)); font = _font(max(14, round(max(im.size) / 22)))
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        d.rectangle([x0, y0, x1, y1], outline="#ffd400", width=w)
+        label = str(i + 1)
+        tx, ty = x0, max(0, y0 - 1.3 * getattr(font, "size", 12))
+        bb = d.textbbox((tx, ty), label, font=font)
+        d.rectangle([bb[0] - w, bb[1] - w, bb[2] + w, bb[3] + w], fill="#ffd400")
+        d.text((tx, ty), label, fill="black", font=font)
+    return im
+
+def face_panels(before: Image.Image, after: Image.Image, boxes, size: int = 192) -> Image.Image:
+    "One row per face: its crop before and after, side by side and numbered, large enough to see the makeup."
+    from PIL import ImageDraw
+    rows = []
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        m = 0.25 * max(x1 - x0, y1 - y0)  # some margin around the detection box
+        box = (max(0, round(x0 - m)), max(0, round(y0 - m)), min(before.width, round(x1 + m)), min(before.height, round(y1 + m)))
+        a, b = (im.convert("RGB").crop(box).resize((size, round(size * (box[3] - box[1]) / (box[2] - box[0]))),
+                                                   Image.Resampling.LANCZOS) for im in (before, after))
+        row = Image.new("RGB", (2 * size + 48, a.height), "white")
+        ImageDraw.Draw(row).text((6, 4), str(i + 1), fill="black", font=_font(22))
+        row.paste(a, (40, 0)); row.paste(b, (48 + size, 0)); rows.append(row)
+    if not rows: return placeholder("no face")
+    out = Image.new("RGB", (rows[0].width, sum(r.height for r in rows) + 8 * (len(rows) - 1)), "white")
+    y = 0
+    for r in rows: out.paste(r, (0, y)); y += r.height + 8
+    return out
+
+#: formats the download keeps (others are offered as PNG), with their MIME types
+_DOWNLOAD_FORMATS = {".jpg": ("JPEG", "image/jpeg"), ".jpeg": ("JPEG", "image/jpeg"), ".png": ("PNG", "image/png"),
+                     ".webp": ("WEBP", "image/webp")}
+
+def output_name(input_name: str | None) -> str:
+    "The download's file name: `<input stem>_protected` with the input's suffix (PNG for other or unknown formats)."
+    p = Path(input_name or "photo.png")
+    suffix = p.suffix if p.suffix.lower() in _DOWNLOAD_FORMATS else ".png"
+    return f"{p.stem or 'photo'}_protected{suffix}"
+
 def download_link(image: Image.Image, name: str) -> str:
-    "An HTML link that downloads `image` as a PNG named `name`."
-    data = base64.b64encode(png_bytes(image)).decode()
-    return f'<a download="{name}" href="data:image/png;base64,{data}" class="c2p-download">Download {name}</a>'
+    "An HTML link that downloads `image` as file `name`, encoded in the format its suffix names (PNG by default)."
+    fmt, mime = _DOWNLOAD_FORMATS.get(Path(name).suffix.lower(), ("PNG", "image/png"))
+    buf = io.BytesIO(); image.convert("RGB").save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f'<a download="{name}" href="data:{mime};base64,{data}" class="c2p-download">Download {name}</a>'
 
 # %% ../nbs/11_studio.ipynb #ce7c3ba3
+def _is_distance(name: str) -> bool:
+    "True when model `name` scores with a distance (lower = same person, like dlib), False for a similarity."
+    try:
+        from c2p.face_models import face_model_spec
+        return face_model_spec(name).metric == "euclidean"
+    except Exception:
+        return name.startswith("dlib")
+
+def _threshold(t):
+    if isinstance(t, dict): t = t.get("0.01", t.get(0.01, next(iter(t.values()), None)))
+    return None if t is None else float(t)
+
 def similarity_bars(report: dict):
-    "A matplotlib figure: each face-recognition model's score before and after protection, against its threshold."
+    "A matplotlib figure: each model's score before and after, its threshold (dashed) and the protected side shaded."
     import matplotlib.pyplot as plt
     faces = report.get("faces", [])
-    fig, axes = plt.subplots(1, max(1, len(faces)), figsize=(4.5 * max(1, len(faces)), 3), squeeze=False)
+    dodging = report.get("mode", "dodging") == "dodging"
+    good = "protected" if dodging else "taken for the target"
+    fig, axes = plt.subplots(1, max(1, len(faces)), figsize=(4.8 * max(1, len(faces)), 3.4), squeeze=False)
     for ax, (i, face) in zip(axes[0], enumerate(faces)):
         before, after, thr = face.get("scores_before", {}), face.get("scores_after", {}), face.get("thresholds", {})
         names = list(after)
-        xs = range(len(names))
-        ax.bar([x - 0.2 for x in xs], [before.get(n, 0) for n in names], 0.4, label="before", color="#9aa5b1")
-        ax.bar([x + 0.2 for x in xs], [after[n] for n in names], 0.4, label="after", color="#d1495b")
-        for x, n in zip(xs, names):
-            t = thr.get(n)
-            if isinstance(t, dict): t = t.get("0.01", t.get(0.01, next(iter(t.values()), None)))
-            if t is not None: ax.hlines(t, x - 0.45, x + 0.45, colors="k", linestyles="--")
-        ax.set_xticks(list(xs), names); ax.set_title(f"face {i + 1}: score vs threshold (dashed)"); ax.legend(fontsize=8)
-    fig.tight_layout()
+        values = [v for n in names for v in (before.get(n, 0), after[n], _threshold(thr.get(n)) or 0)]
+        top = max([1e-3, *values]) * 1.3
+        for x, n in enumerate(names):
+            b, a, t = before.get(n, 0.0), after[n], _threshold(thr.get(n))
+            for dx, v, colour, label in ((-0.2, b, "#6b7785", "before"), (0.2, a, "#d1495b", "after")):
+                ax.bar(x + dx, v, 0.36, color=colour, edgecolor="black", linewidth=0.8, label=label if x == 0 else None)
+                ax.hlines(v, x + dx - 0.18, x + dx + 0.18, colors="black", linewidth=2)  # visible even at 0
+                ax.text(x + dx, v + top * 0.02, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+            if t is None: continue
+            ax.hlines(t, x - 0.45, x + 0.45, colors="k", linestyles="--", label="threshold" if x == 0 else None)
+            up = _is_distance(n) == dodging  # which side of the line is the good one for this model and mode
+            ax.fill_between([x - 0.45, x + 0.45], t, top if up else 0, color="#2a9d8f", alpha=0.15, linewidth=0,
+                            label=f"{good} side" if x == 0 else None)
+            ax.text(x + 0.44, (t + top) / 2 if up else t / 2, f"{good} {'↑' if up else '↓'}", ha="right", va="center",
+                    fontsize=7, color="#1d6f65", rotation=90)
+        ax.set_xticks(range(len(names)), [f"{n}\n({'distance' if _is_distance(n) else 'similarity'})" for n in names])
+        ax.set_ylim(0, top); ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.set_title(f"face {i + 1}: score before / after")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)  # once, under the panels
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 def verdict(report: dict) -> str:
@@ -73,6 +158,25 @@ def verdict(report: dict) -> str:
         out.append(f"Face {i + 1}: protected against {', '.join(fooled)}." if fooled else
                    f"Face {i + 1}: not yet protected (try more iterations or a larger lambda_adv).")
     return " ".join(out)
+
+def status_line(info: dict, mode: str = "dodging") -> str:
+    "The live status in plain words, e.g. 'face 1/2, step 11/50: dlib distance 0.52 -> needs > 0.60'."
+    step, total, stage = info.get("step"), info.get("total"), info.get("stage", "")
+    face = f"face {info['face'] + 1}/{info.get('n_faces', 1)}, " if info.get("face") is not None and info.get("n_faces", 1) > 1 else ""
+    where = f"step {step + 1}/{total}" if step is not None and total else "starting"
+    if stage in ("inversion", "tuning"):
+        what = "finding your face in the generator" if stage == "inversion" else "fine-tuning the generator to your face"
+        return f"{face}{what}, {where}"
+    parts = []
+    for n, s in (info.get("scores") or {}).items():
+        m = (info.get("margins") or {}).get(n)
+        if m is None: continue
+        dist = _is_distance(n)
+        t = s + m if dist else s - m  # margin = threshold - distance, or similarity - threshold
+        above = dist == (mode == "dodging")
+        parts.append(f"{n} {'distance' if dist else 'similarity'} {s:.2f} -> needs {'>' if above else '<'} {t:.2f}"
+                     + (" (reached)" if (s > t if above else s < t) else ""))
+    return f"{face}{where}: " + ("; ".join(parts) if parts else "searching")
 
 def figure_png(fig) -> bytes:
     "Render a matplotlib figure to PNG bytes and close it."
@@ -90,30 +194,37 @@ def _uploaded_image(upload: W.FileUpload) -> Image.Image | None:
     item = upload.value[-1]
     return load_photo(bytes(item["content"])).image
 
+def _uploaded_name(upload: W.FileUpload) -> str | None:
+    return upload.value[-1].get("name") if upload.value else None
+
 class Studio:
     "An ipywidgets app: choose a photo and a makeup prompt, set the loss weights, protect, look and download."
-    def __init__(self, preset: str = "tiny", device: str | None = None, samples=None, prompts=None,
+    def __init__(self, preset: str | None = None, device: str | None = None, samples=None, prompts=None,
                  protect_fn=None, preview_every: int = 5, background: bool = True):
         from c2p.faces import example_prompts, sample_photos
+        from c2p.pipeline import PRESETS
         self.samples = {Path(p).name: Path(p) for p in (samples if samples is not None else sample_photos())}
         prompts = list(prompts if prompts is not None else example_prompts()) or ["red lipstick"]
         self.protect_fn, self.preview_every, self.background = protect_fn, preview_every, background
         self.result, self.error, self._thread, self._stop = None, None, None, threading.Event()
+        self._previews = {}
         style = {"description_width": "110px"}; wide = W.Layout(width="420px")
         self.photo = W.Dropdown(options=[*self.samples, UPLOAD], description="Photo", style=style, layout=wide)
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload photo")
+        self.upload.observe(lambda ch: ch["new"] and setattr(self.photo, "value", UPLOAD), "value")  # an upload is the choice
         self.prompt = W.Text(value=prompts[0], description="Makeup", style=style, layout=wide)
         self.examples = W.Dropdown(options=prompts, value=prompts[0], description="Examples", style=style, layout=wide)
         self.examples.observe(lambda ch: setattr(self.prompt, "value", ch["new"]), "value")
         self.mode = W.ToggleButtons(options=["dodging", "impersonation"], description="Mode", style=style)
         self.target = W.Dropdown(options=[*self.samples, UPLOAD], description="Target", style=style, layout=wide, disabled=True)
         self.target_upload = W.FileUpload(accept="image/*", multiple=False, description="Upload target", disabled=True)
+        self.target_upload.observe(lambda ch: ch["new"] and setattr(self.target, "value", UPLOAD), "value")
         self.mode.observe(self._mode_changed, "value")
         self.lambda_clip = W.FloatSlider(0.3, min=0, max=2, step=0.05, description="lambda_clip", style=style, layout=wide)
         self.lambda_adv = W.FloatSlider(0.7, min=0, max=2, step=0.05, description="lambda_adv", style=style, layout=wide)
         self.lambda_lat = W.FloatSlider(0.01, min=0, max=0.2, step=0.005, readout_format=".3f", description="lambda_lat", style=style, layout=wide)
         self.steps = W.IntSlider(50, min=1, max=300, description="Iterations", style=style, layout=wide)
-        self.preset = W.Dropdown(options=["tiny", "paper"], value=preset, description="Preset", style=style)
+        self.preset = W.Dropdown(options=list(PRESETS), value=preset or PRESETS[0], description="Preset", style=style)
         import torch
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         self.device = W.Dropdown(options=devices, value=device or devices[-1], description="Device", style=style)
@@ -124,10 +235,12 @@ class Studio:
         self.progress = W.FloatProgress(value=0, min=0, max=1, description="", layout=W.Layout(width="420px"))
         self.status = W.HTML("Ready.")
         self.message = W.HTML("")
-        self.preview = W.Image(format="png", layout=W.Layout(width="256px"))
+        self.preview = W.Image(format="png", layout=W.Layout(max_width="520px"))
         self.before_after = W.Image(format="png", layout=W.Layout(max_width="800px"))
+        self.faces_view = W.Image(format="png", layout=W.Layout(max_width="440px"))
         self.bars = W.Image(format="png", layout=W.Layout(max_width="800px"))
         self.download = W.HTML("")
+        self._clear_result()
         self.controls = [self.photo, self.upload, self.prompt, self.examples, self.mode, self.lambda_clip, self.lambda_adv,
                          self.lambda_lat, self.steps, self.preset, self.device, self.run_button]
         left = W.VBox([W.HTML("<h3>Your photo</h3>"), self.photo, self.upload, W.HTML("<h3>Makeup</h3>"), self.prompt,
@@ -135,13 +248,23 @@ class Studio:
                        self.lambda_adv, self.lambda_clip, self.lambda_lat, self.steps, W.HBox([self.preset, self.device]),
                        W.HBox([self.run_button, self.stop_button]), self.progress, self.status, self.message])
         right = W.VBox([W.HTML("<h3>Preview</h3>"), self.preview, W.HTML("<h3>Before / after</h3>"),
-                        self.before_after, self.bars, self.download])
+                        self.before_after, self.faces_view, self.bars, self.download])
         self.widget = W.HBox([left, right])
         self.widget.add_class("c2p-studio")
 
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)
+
+    def _clear_result(self):
+        "Placeholders instead of a result: before the first run, when a run starts, and after an error."
+        self.preview.value = png_bytes(placeholder("The face being protected\nappears here while Protect runs", (480, 240)))
+        self.before_after.value = png_bytes(placeholder("Your photo before and after\nappears here", (480, 192)))
+        self.faces_view.value = png_bytes(placeholder("Each face, numbered, before and after", (432, 96)))
+        self.bars.value = png_bytes(placeholder("How similar face recognition still finds you", (480, 96)))
+        self.before_after.remove_class("c2p-result")
+        self.download.value = ""
+        self._previews = {}
 
     def _mode_changed(self, change):
         imp = change["new"] == "impersonation"
@@ -155,53 +278,72 @@ class Studio:
         from c2p.faces import load_photo
         return load_photo(self.samples[dropdown.value]).image
 
+    def _input_name(self) -> str | None:
+        return _uploaded_name(self.upload) if self.photo.value == UPLOAD else self.photo.value
+
     def _set_running(self, running: bool):
         for w in self.controls: w.disabled = running
         self.target.disabled = self.target_upload.disabled = running or self.mode.value != "impersonation"
         self.stop_button.disabled = not running
 
     def _on_progress(self, info):
-        "Callback of protect(): live losses, progress and a preview every few steps; raises StopRequested on Stop."
+        "Callback of protect(): plain-language status, progress and every face's preview; raises StopRequested on Stop."
         if self._stop.is_set(): raise StopRequested("stopped")
-        get = info.get if isinstance(info, dict) else (lambda k, d=None: getattr(info, k, d))
-        step, total, stage = get("step"), get("total"), get("stage", "")
+        info = info if isinstance(info, dict) else {k: getattr(info, k, None) for k in ("step", "total", "stage", "image")}
+        step, total = info.get("step"), info.get("total")
         if step is not None and total:
-            self.progress.value = min(1.0, (step + 1) / total)
-        losses = get("losses") or {}
-        vals = ", ".join(f"{k} {float(v):.3f}" for k, v in losses.items() if isinstance(v, (int, float)) or hasattr(v, "item"))
-        self.status.value = f"{stage} {'' if step is None else f'step {step + 1}/{total}'} {vals}".strip()
-        image = get("image")
+            n, k = info.get("n_faces") or 1, info.get("face") or 0
+            self.progress.value = min(1.0, (k + (step + 1) / total) / n) if info.get("stage") == "search" else self.progress.value
+        self.status.value = status_line(info, self.mode.value)
+        image = info.get("image")
         if image is not None and step is not None and step % self.preview_every == 0:
             from c2p.faces import tensor_to_pil
             pil = image if isinstance(image, Image.Image) else tensor_to_pil(image.detach()[0] if image.dim() == 4 else image.detach())
-            self.preview.value = png_bytes(pil, 256)
+            self._previews[info.get("face") or 0] = pil.resize((192, 192), Image.Resampling.LANCZOS)
+            self.preview.value = png_bytes(self._preview_strip())
+
+    def _preview_strip(self) -> Image.Image:
+        "The latest preview of every face so far, side by side and numbered."
+        from PIL import ImageDraw
+        keys = sorted(self._previews)
+        out = Image.new("RGB", (200 * len(keys) - 8, 192), "white")
+        for j, k in enumerate(keys):
+            out.paste(self._previews[k], (200 * j, 0))
+            d = ImageDraw.Draw(out); d.rectangle([200 * j, 0, 200 * j + 26, 26], fill="#ffd400")
+            d.text((200 * j + 7, 3), str(k + 1), fill="black", font=_font(18))
+        return out
 
     def run(self):
         "Protect the chosen photo with the current settings (blocking); results and errors go to the widgets."
         self._stop.clear(); self.error = None; self.result = None
         self._set_running(True)
+        self._clear_result()  # never leave an earlier result (or its download link) next to this run
         self.message.value = ""; self.progress.value = 0; self.status.value = "Starting..."
         t0 = time.time()
         try:
             photo = self._image_from(self.photo, self.upload, "photo")
             target = self._image_from(self.target, self.target_upload, "target") if self.mode.value == "impersonation" else None
-            protect = self.protect_fn
+            protect, quiet = self.protect_fn, {}
             if protect is None:
                 from c2p.pipeline import protect
+                quiet = {"progress": False}  # the app has its own progress bar: no console bars under it
             self.result = protect(photo, self.prompt.value, preset=self.preset.value, mode=self.mode.value, target=target,
                                   device=self.device.value, callback=self._on_progress, steps=self.steps.value,
                                   lambda_adv=self.lambda_adv.value, lambda_clip=self.lambda_clip.value,
-                                  lambda_lat=self.lambda_lat.value)
+                                  lambda_lat=self.lambda_lat.value, **quiet)
             self._show(photo, self.result)
             self.progress.value = 1.0
             self.status.value = f"Done in {time.time() - t0:.0f} s. {verdict(self.result.report)}"
         except StopRequested:
+            self._clear_result()
             self.status.value = "Stopped. Nothing was saved."
         except C2PError as e:
+            self._clear_result(); self.result = None
             self.error = str(e)
             self.message.value = f'<span class="c2p-error" style="color:#b00020">{e}</span>'
             self.status.value = "Could not protect this photo."
         except Exception as e:  # an app shows a sentence, never a traceback
+            self._clear_result(); self.result = None
             self.error = f"{type(e).__name__}: {e}"
             self.message.value = f'<span class="c2p-error" style="color:#b00020">Something went wrong: {self.error}</span>'
             self.status.value = "Failed."
@@ -210,10 +352,12 @@ class Studio:
 
     def _show(self, photo: Image.Image, result):
         protected = result.image
-        self.before_after.value = png_bytes(side_by_side(photo, protected))
+        boxes = [f["box"] for f in result.report.get("faces", [])]
+        self.before_after.value = png_bytes(side_by_side(numbered(photo, boxes), numbered(protected, boxes), height=420))
         self.before_after.add_class("c2p-result")
+        self.faces_view.value = png_bytes(face_panels(photo, protected, boxes))
         self.bars.value = figure_png(similarity_bars(result.report))
-        self.download.value = download_link(protected, "protected.png")
+        self.download.value = download_link(protected, output_name(self._input_name()))
 
     def start(self):
         "Start `run` in a background thread (so Stop stays responsive) or inline when `background=False`."

@@ -19,7 +19,7 @@ from c2p.faces import MAX_PIXELS, detect_faces, load_photo, save_photo
 ROOT = Path(__file__).resolve().parent.parent
 FACES = (shared_dir() or ROOT.parent / "shared") / "faces"
 GROUP = FACES / "group" / "two_people.jpg"
-OBAMA = ROOT / "data" / "obama_official_portrait.jpg"
+OBAMA = ROOT / "c2p" / "data" / "obama_official_portrait.jpg"
 
 
 def _png_header(width, height):
