@@ -27,11 +27,7 @@ SINGLE = [FACES / p for ps in PEOPLE.values() for p in ps]
 PROMPT = "red lipstick"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

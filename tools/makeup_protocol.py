@@ -38,6 +38,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--people", default=None, help="comma-separated folder names (default: all)")
+    ap.add_argument("--group-only", action="store_true", help="only the two faces of the group photo")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     root = shared_dir()
@@ -55,8 +56,8 @@ def main(argv=None):
         for p in ps: emb[p] = judge.embed(load_photo(p).image)
     models = load_models("makeup", device="cpu")
     control = load_models(models.config.override(lambda_adv=0.0), device="cpu")
-    jobs = [(name, p, None) for name, ps in photos.items() for p in ps]
-    if args.people is None or "group" in args.people: jobs += [("obama", group, 1), ("biden", group, 0)]  # left to right: Biden, Obama
+    jobs = [] if args.group_only else [(name, p, None) for name, ps in photos.items() for p in ps]
+    if args.people is None or "group" in args.people: jobs += [("obama", group, 0), ("biden", group, 1)]  # left to right
     rows = []
     for prompt in args.prompts.split(";"):
         for name, path, face_i in jobs:
