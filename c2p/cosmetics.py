@@ -487,12 +487,12 @@ def render_on_photo(image: Image.Image, face, aligned, model: Cosmetics, smooth:
 @dataclass
 class CosmeticsConfig:
     "Settings of the makeup search: Adam on the look's parameters, EOT for transfer, margin and regularisers."
-    steps: int = 40
+    steps: int = 60
     lr: float = 0.25
     lambda_adv: float = 1.0
     lambda_reg: float = 0.02
     lambda_clip: float = 0.3
-    margin: float = 0.25             # aim this far past each model's threshold (relative: dlib 0.6 -> 0.75)
+    margin: float = 0.3              # aim this far past each model's threshold (relative: dlib 0.6 -> 0.78)
     temperature: float = 0.05        # softness of the margin hinge
     eot_samples: int = 3             # augmented copies per step besides the clean face
     shift: float = 0.03              # alignment jitter: shift (fraction of the face), scale and rotation (degrees)
@@ -502,8 +502,9 @@ class CosmeticsConfig:
     jpeg_quality: tuple | None = (70, 95)
     resize: tuple | None = (0.5, 1.0)
     blur_sigma: tuple | None = (0.0, 1.0)  # px at 256
-    stop_margin: float | None = 0.2  # stop once the clean face and every EOT copy are this far past (dlib: 0.72), since
-                                     # dlib's own detector and chip see the photo a little differently (measured gap 0.05-0.1)
+    stop_margin: float | None = 0.25 # stop once the clean face and every EOT copy are this far past (dlib: 0.75), since
+                                     # dlib's own detector and chip, and the person's other photos, see the face a little
+                                     # differently (measured: 0.05-0.15 less than the port on our alignment)
     grid: int = 16                   # colour-field cells across the face (16: about a fifth of the eye distance)
     texture_grid: int = 32
     smooth: float = 0.05             # the 'own colour' a product replaces: blur sigma in eye distances
@@ -554,7 +555,7 @@ class CosmeticsResult:
     model: Cosmetics
     history: list
     scores: dict                   # final score per surrogate against the reference
-    margins: dict                  # final relative margins (< 0: 'different people')
+    margins: dict                  # final match margins (> 0: 'same person'; c2p.search.match_margin)
     mode: str
     stopped_early: bool = False
     seconds: float = 0.0
@@ -563,7 +564,7 @@ def cosmetic_search(face: torch.Tensor, masks: torch.Tensor, look: Look, *, surr
                     target_face=None, cfg: CosmeticsConfig | None = None, makeup_loss=None, callback=None,
                     progress: bool = True, desc: str = "makeup") -> CosmeticsResult:
     "Optimise the look's shades, opacities, colour fields and shimmer on aligned `face` [1,3,S,S] to fool `surrogates`."
-    from c2p.search import ensemble_members, pair_scores
+    from c2p.search import ensemble_members, match_margin, pair_scores
     cfg = cfg or CosmeticsConfig()
     if mode not in ("dodging", "impersonation"):
         raise InputError(f"unknown mode {mode!r}: use dodging or impersonation")
@@ -581,6 +582,7 @@ def cosmetic_search(face: torch.Tensor, masks: torch.Tensor, look: Look, *, surr
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     with torch.no_grad():
         ref = surrogates.embed_all(face if mode == "dodging" else target_face.to(face.device))
+    members = ensemble_members(surrogates)
     history, stopped = [], False
     bar = tqdm(range(cfg.steps), desc=desc, leave=False, disable=not progress)
     for step in bar:
@@ -595,11 +597,11 @@ def cosmetic_search(face: torch.Tensor, masks: torch.Tensor, look: Look, *, surr
         scores = pair_scores(surrogates, {k: v.detach()[:1] for k, v in embs.items()}, ref)
         worst = {k: float((m if mode == "dodging" else -m).detach().max()) for k, m in mrg.items()}  # the least fooled view
         rec = dict(step=step, loss=loss.item(), adv=adv.item(), reg=reg.item(), clip=float(clip), scores=scores,
-                   margins={k: float(m.detach()[0]) for k, m in mrg.items()}, worst=worst)
+                   margins={k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}, worst=worst)
         history.append(rec)
         bar.set_postfix({k: f"{v:.3f}" for k, v in scores.items()})
         if callback is not None:
-            callback({**rec, "stage": "makeup", "total": cfg.steps, "image": x.detach()})
+            callback({**rec, "stage": "search", "total": cfg.steps, "image": x.detach()})
         if cfg.stop_margin is not None and all(v < -cfg.stop_margin for v in worst.values()):
             stopped = True
             break
@@ -610,7 +612,7 @@ def cosmetic_search(face: torch.Tensor, masks: torch.Tensor, look: Look, *, surr
         x = (model.render(rgb, masks, coords, sigma) * 2 - 1)
         final = surrogates.embed_all(x)
         scores = pair_scores(surrogates, final, ref)
-        mrg = {k: float(v[0]) for k, v in margins(surrogates, final, ref, cfg.far).items()}
+        mrg = {k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}
     bar.close()
     return CosmeticsResult(image=x, model=model, history=history, scores=scores, margins=mrg, mode=mode,
                            stopped_early=stopped, seconds=time.perf_counter() - t0)
