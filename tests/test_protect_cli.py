@@ -39,9 +39,9 @@ def test_bad_input_gives_one_line_and_no_output(tmp_path, capsys):
         ([str(KIT), "--out", str(out), "--prompt", "red lipstick", "--layers", "17-8"], "cannot read layers"),
         ([str(KIT), "--out", str(out), "--prompt", "red lipstick", "--steps", "0"], "--steps must be at least 1"),
         ([str(KIT), "--out", str(out), "--prompt", "   "], "prompt is empty"),
-        ([str(KIT), "--out", str(out), "--prompt", "x", "--mode", "impersonation", "--target", str(tmp_path / "nope.jpg")],
+        ([str(KIT), "--out", str(out), "--prompt", "red lipstick", "--mode", "impersonation", "--target", str(tmp_path / "nope.jpg")],
          "does not exist"),
-        ([str(KIT), "--out", str(out), "--prompt", "x", "--device", "cuda:banana"], "device"),
+        ([str(KIT), "--out", str(out), "--prompt", "red lipstick", "--device", "cuda:banana"], "device"),
     ]
     for argv, words in cases:
         code, _, err = run(argv, capsys)
@@ -117,8 +117,8 @@ def test_impersonation_and_layers_from_the_command_line(tmp_path, capsys):
 def test_console_script_reports_errors_without_traceback(tmp_path):
     exe = Path(sys.executable).parent / "c2p"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from c2p.cli import run; run()"]
-    r = subprocess.run(cmd + ["protect", str(tmp_path / "none.jpg"), "--out", str(tmp_path), "--prompt", "x", "--mode",
+    r = subprocess.run(cmd + ["protect", str(tmp_path / "none.jpg"), "--out", str(tmp_path), "--prompt", "red lipstick", "--mode",
                               "impersonation"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
-    r = subprocess.run(cmd + ["protect", "--prompt", "x"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd + ["protect", "--prompt", "red lipstick"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr  # argparse usage error
