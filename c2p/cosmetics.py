@@ -452,7 +452,7 @@ class Cosmetics(torch.nn.Module):
         f = torch.tanh(self.field)
         return torch.tanh(self.shade).pow(2).mean() + f.pow(2).mean() + tv(f) + torch.tanh(self.texture).pow(2).mean()
 
-def region_colours(rgb: torch.Tensor, masks: torch.Tensor, names, sigma: float) -> dict:
+def region_colours(rgb: torch.Tensor, masks: torch.Tensor, names) -> dict:
     "The mean Lab colour of the face under each product's mask (the own colour relative shades start from)."
     lab = rgb_to_lab(rgb)[0]
     out = {}
@@ -577,7 +577,7 @@ def cosmetic_search(face: torch.Tensor, masks: torch.Tensor, look: Look, *, surr
     masks = masks[None] if masks.dim() == 3 else masks
     u = S * 0.3125  # eye distance of an FFHQ-aligned face, in pixels
     sigma = cfg.smooth * u
-    model = Cosmetics(look, region_colours(rgb, masks, look.names, sigma), cfg.grid, cfg.texture_grid).to(face.device)
+    model = Cosmetics(look, region_colours(rgb, masks, look.names), cfg.grid, cfg.texture_grid).to(face.device)
     coords = aligned_grid(S, 1, face.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     with torch.no_grad():

@@ -73,7 +73,7 @@ def main(argv=None):
             ctrl = load_photo(out / f"{stem}_control.jpg").image
             fr = res.faces[face_i or 0] if face_i is not None else res.faces[0]
             box = [float(v) for v in fr.face.box]
-            refs = [p for p in photos[name]] if face_i is None else photos[name]
+            refs = photos[name]
             def dists(im):
                 e = judge.embed(im, box if face_i is not None else None)
                 return None if e is None else [round(judge.score(e, emb[r]), 3) for r in refs if emb[r] is not None]
