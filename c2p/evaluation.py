@@ -23,14 +23,15 @@ from PIL import Image, ImageOps
 from .core import C2PError, InputError, NoFaceError, WeightsError, write_text_atomic
 
 # %% auto #0
-__all__ = ['FARS', 'MODES', 'METRICS', 'VARIANTS', 'ALEXNET_FILE', 'DLIB_THRESHOLD', 'FR_MODELS', 'ALL_MODELS', 'is_match',
-           'protection_success', 'psr', 'to_unit_tensor', 'psnr', 'gaussian_window', 'ssim_map', 'ssim', 'mean_ssim',
-           'recompress', 'rescale', 'lpips_backbone_cached', 'load_lpips', 'lpips_distance', 'box_mask',
-           'region_quality', 'dlib_models', 'dlib_descriptors', 'box_iou', 'pick_face', 'dlib_distance', 'DlibJudge',
-           'TorchJudge', 'load_judges', 'EvalPair', 'evaluate_pairs', 'psr_table', 'count_scored', 'quality_means',
-           'format_psr_table', 'find_reports', 'pairs_from_report', 'losses_from_history', 'evaluate_folder',
-           'place_face', 'make_fake_protect_folder', 'report_figure', 'write_report_figures', 'add_command',
-           'run_evaluate']
+__all__ = ['FARS', 'MODES', 'METRICS', 'VARIANTS', 'ALEXNET_FILE', 'DLIB_THRESHOLD', 'FR_MODELS', 'ALL_MODELS', 'ROLES',
+           'PAPER_PSR', 'PAPER_NAMES', 'is_match', 'protection_success', 'psr', 'to_unit_tensor', 'psnr',
+           'gaussian_window', 'ssim_map', 'ssim', 'mean_ssim', 'recompress', 'rescale', 'lpips_backbone_cached',
+           'load_lpips', 'lpips_distance', 'box_mask', 'region_quality', 'dlib_models', 'dlib_descriptors', 'box_iou',
+           'pick_face', 'dlib_distance', 'DlibJudge', 'TorchJudge', 'load_judges', 'EvalPair', 'evaluate_pairs',
+           'role_of', 'psr_table', 'count_scored', 'quality_means', 'format_psr_table', 'find_reports',
+           'pairs_from_report', 'losses_from_history', 'evaluate_folder', 'place_face', 'make_fake_protect_folder',
+           'report_figure', 'write_report_figures', 'held_out_column', 'format_leave_one_out', 'leave_one_out_protocol',
+           'add_command', 'run_evaluate', 'run_leave_one_out']
 
 # %% ../nbs/10_evaluation.ipynb #f1e02ffc
 #: the false acceptance rates at which the paper reports PSR
@@ -358,6 +359,7 @@ class EvalPair:
     reference_box: list | None = None  # the face in `reference`; None = largest face
     original: Image.Image | None = None  # the unprotected input, for image quality
     surrogates: tuple = ()             # FR models the makeup was searched against (leave-one-out bookkeeping)
+    held_out: tuple = ()               # FR models the run left out of the attack on purpose (its black boxes)
     report: str | None = None          # the `c2p protect` report it came from
     losses: dict | None = None         # the search's loss curves {name: [per step]}, for the report figure
     fr_crop: dict | None = None        # how the search cut FR inputs (report's `fr_crop`): the same cut scores the protected face
@@ -379,7 +381,7 @@ def evaluate_pairs(pairs, judges, variants=("clean", "jpeg90", "jpeg75", "resize
     for p in tqdm(pairs, desc="evaluate", disable=not progress, total=total):
         if p.mode not in MODES: raise InputError(f"{p.name}: unknown mode {p.mode!r}")
         all_surrogates.update(p.surrogates)
-        row = {"name": p.name, "mode": p.mode, "box": p.box, "surrogates": list(p.surrogates), "report": p.report,
+        row = {"name": p.name, "mode": p.mode, "box": p.box, "surrogates": list(p.surrogates), "held_out": list(p.held_out), "report": p.report,
                "scores": {}, "notes": []}
         shown = {v: VARIANTS[v](p.protected) for v in variants}
         for j in judges:
@@ -398,8 +400,15 @@ def evaluate_pairs(pairs, judges, variants=("clean", "jpeg90", "jpeg75", "resize
     return {"fars": list(FARS), "variants": list(variants), "models": models, "pairs": rows, "skipped": {}, "notes": []}
 
 # %% ../nbs/10_evaluation.ipynb #de4b23ec
-def psr_table(results: dict, mode: str | None = None) -> dict:
-    "PSR per model, variant and FAR, {model: {variant: {far: psr}}}, over the scored pairs (of one `mode` if given)."
+ROLES = ("black-box", "white-box")
+
+def role_of(model: str, row: dict) -> str:
+    "'white-box' when `model` was among the pair's surrogates (attacked), else 'black-box' (held out, or never attacked)."
+    return "white-box" if model in (row.get("surrogates") or ()) else "black-box"
+
+def psr_table(results: dict, mode: str | None = None, role: str | None = None) -> dict:
+    "PSR per model, variant and FAR, {model: {variant: {far: psr}}}, over the scored pairs (of one `mode`, one `role` if given)."
+    if role not in (None, *ROLES): raise InputError(f"unknown role {role!r}: use {' or '.join(ROLES)}")
     table = {}
     for name, info in results["models"].items():
         table[name] = {}
@@ -408,14 +417,15 @@ def psr_table(results: dict, mode: str | None = None) -> dict:
             for far in results["fars"]:
                 thr = info["thresholds"][far] if far in info["thresholds"] else info["thresholds"][str(far)]
                 ok = [bool(protection_success([r["scores"][name][v]], thr, r["mode"], info["metric"])[0])
-                      for r in results["pairs"] if name in r["scores"] and (mode is None or r["mode"] == mode)]
+                      for r in results["pairs"] if name in r["scores"] and (mode is None or r["mode"] == mode)
+                      and (role is None or role_of(name, r) == role)]
                 per_far[far] = float(np.mean(ok)) if ok else float("nan")
             table[name][v] = per_far
     return table
 
-def count_scored(results: dict, model: str) -> tuple[int, int]:
-    "(pairs scored by `model`, of which protected faces the model's detector did not find)."
-    rows = [r["scores"][model] for r in results["pairs"] if model in r["scores"]]
+def count_scored(results: dict, model: str, role: str | None = None) -> tuple[int, int]:
+    "(pairs scored by `model` (in `role` if given), of which protected faces the model's detector did not find)."
+    rows = [r["scores"][model] for r in results["pairs"] if model in r["scores"] and (role is None or role_of(model, r) == role)]
     return len(rows), sum(1 for sc in rows if sc.get("clean", 0.0) is None)
 
 # %% ../nbs/10_evaluation.ipynb #c89b2893
@@ -435,20 +445,24 @@ def format_psr_table(results: dict, far_for_variants: float = 0.01) -> str:
     table, fars = psr_table(results), results["fars"]
     extra = [v for v in results["variants"] if v != "clean"]
     modes = sorted({r["mode"] for r in results["pairs"]})
-    head = ["model", *[f"FAR={f:g}" for f in fars], *[f"{v}@{far_for_variants:g}" for v in extra], "pairs"]
+    head = ["model", *[f"FAR={f:g}" for f in fars], *[f"{v}@{far_for_variants:g}" for v in extra], "pairs", "role"]
     lines = [f"Protection success rate (%), {' + '.join(modes) or 'no pairs'}"]
-    rows = []
-    for name, per_v in table.items():
-        n, noface = count_scored(results, name)
-        mark = "" if results["models"][name]["black_box"] else "*"
-        cells = [name + mark, *[_pct(per_v["clean"][f]) if "clean" in per_v else "  n/a" for f in fars],
-                 *[_pct(per_v[v][far_for_variants]) for v in extra], f"{n}" + (f" ({noface} no face)" if noface else "")]
-        rows.append(cells)
+    rows, by_role = [], {role: psr_table(results, role=role) for role in ROLES}
+    for name in table:
+        roles = [role for role in ROLES if count_scored(results, name, role)[0]] or ["black-box"]
+        for role in roles:  # held out in some runs, attacked in others: one row each, never mixed
+            per_v = by_role[role][name] if len(roles) > 1 else table[name]
+            n, noface = count_scored(results, name, role if len(roles) > 1 else None)
+            cells = [name + ("*" if role == "white-box" else ""), *[_pct(per_v["clean"][f]) if "clean" in per_v else "  n/a" for f in fars],
+                     *[_pct(per_v[v][far_for_variants]) for v in extra], f"{n}" + (f" ({noface} no face)" if noface else ""), role]
+            rows.append(cells)
     widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
     for cells in [head, *rows]:
         lines.append("  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths))))
     surr = sorted({s for r in results["pairs"] for s in r["surrogates"]})
     lines.append(f"surrogates (attacked): {', '.join(surr) if surr else 'not recorded'}; * = evaluated model was a surrogate (white-box)")
+    held = sorted({s for r in results["pairs"] for s in r.get("held_out") or ()})
+    if held: lines.append(f"held out (black-box): {', '.join(held)}")
     groups = {}  # one line per reason; the full messages are in the results (--json)
     for name, why in results.get("skipped", {}).items(): groups.setdefault(why.split(":")[0], []).append(name)
     for why, names in groups.items():
@@ -513,6 +527,7 @@ def pairs_from_report(report_path) -> list[EvalPair]:
     faces = [f for f in rep.get("faces") or [] if isinstance(f, dict)] or [{}]
     return [EvalPair(f"{stem}" + (f"#{i}" if len(faces) > 1 else ""), mode, protected, reference, box=f.get("box"),
                      reference_box=f.get("box") if mode == "dodging" else None, original=original, surrogates=surrogates,
+                     held_out=tuple(rep.get("held_out") or ()),
                      report=str(report_path), losses=losses_from_history(f.get("history")),
                      fr_crop=f.get("fr_crop"), reference_fr_crop=f.get("reference_fr_crop"))
             for i, f in enumerate(faces)]
@@ -657,6 +672,66 @@ def write_report_figures(results: dict, dest, overwrite: bool = False) -> list[P
         plt.close(fig); written.append(out)
     return written
 
+# %% ../nbs/10_evaluation.ipynb #b7e10002
+#: CLIP2Protect's Table 1: PSR (%) on CelebA-HQ, impersonation, FAR 0.01, each model held out in turn (paper's order)
+PAPER_PSR = {"irse50": 81.10, "ir152": 48.42, "facenet": 41.72, "mobile_face": 75.26}
+PAPER_NAMES = {"irse50": "IRSE50", "ir152": "IR152", "facenet": "FaceNet", "mobile_face": "MobileFace"}
+
+def held_out_column(results: dict, held_out: str, far: float = 0.01) -> dict:
+    "One leave-one-out column from a run's results: `held_out`'s PSR (black-box), the attacked models' mean PSR (white-box), faces."
+    black = psr_table(results, role="black-box").get(held_out, {}).get("clean", {}).get(far, float("nan"))
+    white = psr_table(results, role="white-box")
+    attacked = [white[m]["clean"][far] for m in white if m != held_out and count_scored(results, m, "white-box")[0]]
+    return {"black_box": black, "white_box": float(np.mean(attacked)) if attacked else float("nan"),
+            "faces": count_scored(results, held_out, "black-box")[0]}
+
+def format_leave_one_out(table: dict) -> str:
+    "The leave-one-out table as text: a column per held-out model in the paper's order, c2p's rows, then the paper's."
+    cols = list(PAPER_PSR)
+    c = table["columns"]
+    head = ["", *[PAPER_NAMES[m] for m in cols]]
+    rows = [[f"c2p {table['preset']}: held-out model (black-box)", *[_pct(c[m]["black_box"]) if m in c else "  n/a" for m in cols]],
+            ["c2p: attacked models (white-box, mean)", *[_pct(c[m]["white_box"]) if m in c else "  n/a" for m in cols]],
+            ["paper (CelebA-HQ, impersonation)", *[f"{PAPER_PSR[m]:.2f}" for m in cols]],
+            ["faces judged", *[str(c[m]["faces"]) if m in c else "0" for m in cols]]]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = [f"Leave-one-out protection success rate (%), {table['mode']}, FAR {table['far']:g}: "
+             f"each column = that model held out, the other three attacked"]
+    lines += ["  ".join(s.ljust(w) if i == 0 else s.rjust(w) for i, (s, w) in enumerate(zip(r, widths))) for r in [head, *rows]]
+    if table["preset"] != "paper" or not table.get("pretrained", True):
+        lines.append(f"note: the {table['preset']} preset's models have random weights: its numbers mean nothing, only the layout and the code path are real")
+    if table["mode"] != "impersonation": lines.append(f"note: the paper's numbers are impersonation; this run is {table['mode']}")
+    lines += [f"note: {n}" for n in table.get("notes", [])]
+    return "\n".join(lines)
+
+def leave_one_out_protocol(photos, out_dir, prompt: str, *, preset: str = "paper", mode: str = "impersonation", target=None,
+                           device=None, seed: int = 0, overwrite: bool = False, far: float = 0.01, progress: bool = False,
+                           log=print, **overrides) -> dict:
+    "Protect `photos` four times, each of the paper's FR models held out in turn, and judge each run: the table's columns."
+    from c2p.pipeline import ProtectConfig, load_models, preflight, protect_files
+    if preset not in ("paper", "tiny"):
+        raise InputError(f"--leave-one-out runs the paper's protocol: use --preset paper (real weights, GPU) or tiny (random weights), not {preset!r}")
+    out_dir = Path(out_dir)
+    runs = {m: out_dir / f"held_out_{m}" for m in PAPER_PSR}
+    plans = {m: preflight(photos, d, prompt, preset=preset, mode=mode, target=target, device=device, seed=seed,
+                          overwrite=overwrite, held_out=m, **overrides) for m, d in runs.items()}  # every refusal first
+    cfg = plans["mobile_face"].cfg
+    models = load_models(cfg, device)  # all four FR models: three attacked, one judging; reused for every run
+    judges = [TorchJudge(models.judges[m], device=models.device) for m in PAPER_PSR]
+    columns, notes = {}, []
+    for m, d in runs.items():
+        log(f"c2p evaluate: held out {m}: attacking {', '.join(plans[m].cfg.surrogates)} -> {d}")
+        protect_files(photos, d, prompt, preset=preset, mode=mode, target=target, device=device, seed=seed, overwrite=overwrite,
+                      models=models, progress=progress, log=log, held_out=m, **overrides)
+        try:
+            res = evaluate_folder(d, models=judges, variants=("clean",), quality=False, lpips_net=None, device=device)
+        except InputError as e:
+            notes.append(f"held out {m}: {e}"); continue
+        columns[m] = held_out_column(res, m, far)
+        notes += [f"held out {m}: {n}" for n in res["notes"]]
+    return {"preset": preset, "pretrained": bool(cfg.pretrained), "mode": mode, "far": far, "columns": columns,
+            "paper": dict(PAPER_PSR), "runs": {m: str(d) for m, d in runs.items()}, "notes": notes}
+
 # %% ../nbs/10_evaluation.ipynb #1fd96884
 def add_command(subparsers):
     "Register `c2p evaluate`."
@@ -673,11 +748,25 @@ def add_command(subparsers):
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file or figures")
     p.add_argument("--no-robustness", action="store_true", help="skip the JPEG and resize variants")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N for the torch models (default: auto)")
+    loo = p.add_argument_group("leave-one-out", "protect PHOTOs into DIR/held_out_<model>/ with each of the paper's four FR models "
+                               "held out in turn, then print the paper's four-column table (paper preset: real weights, GPU)")
+    loo.add_argument("--leave-one-out", action="store_true", help="run the whole protocol; DIR is where the four runs go")
+    loo.add_argument("--photos", nargs="+", metavar="PHOTO|DIR", help="the photos to protect")
+    loo.add_argument("--prompt", help='the makeup, in words, e.g. "red lipstick"')
+    loo.add_argument("--preset", default="paper", help="paper (default) or tiny (random weights: tests the code path)")
+    loo.add_argument("--mode", choices=MODES, default="impersonation", help="impersonation (default, as the paper's table) or dodging")
+    loo.add_argument("--target", metavar="IMG", help="photo of the person to be taken for (impersonation)")
+    loo.add_argument("--steps", type=int, help="search steps (paper: 50)")
+    loo.add_argument("--pti-steps", type=int, help="pivotal tuning steps (paper: 150)")
+    loo.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run_evaluate)
 
 def run_evaluate(args) -> int:
     "Run `c2p evaluate`; returns the exit status."
     from c2p.core import check_writable_dir
+    if args.leave_one_out: return run_leave_one_out(args)
+    for opt in ("photos", "prompt", "target", "steps", "pti_steps"):
+        if getattr(args, opt, None) is not None: raise InputError(f"--{opt.replace('_', '-')} is only used with --leave-one-out")
     variants = ("clean",) if args.no_robustness else tuple(VARIANTS)
     if args.figures: check_writable_dir(args.figures, "--figures")
     if args.figures and not args.overwrite:  # refuse before the long work, not after it
@@ -690,4 +779,21 @@ def run_evaluate(args) -> int:
     if args.figures:
         figs = write_report_figures(res, args.figures, overwrite=args.overwrite)
         print(f"{len(figs)} report figure(s) written to {args.figures}")
+    return 0
+
+def run_leave_one_out(args) -> int:
+    "`c2p evaluate DIR --leave-one-out ...`: the four protect runs and the paper's table; returns the exit status."
+    if not args.photos or not args.prompt: raise InputError("--leave-one-out needs --photos PHOTO... and --prompt TEXT")
+    for opt in ("models", "figures"):
+        if getattr(args, opt): raise InputError(f"--{opt} is not used with --leave-one-out (its judges are the paper's four models)")
+    if args.json_out and Path(args.json_out).exists() and not args.overwrite:
+        raise InputError(f"{args.json_out} already exists (--overwrite replaces it)")
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    table = leave_one_out_protocol(args.photos, args.folder, args.prompt, preset=args.preset, mode=args.mode, target=args.target,
+                                   device=args.device, seed=args.seed, overwrite=args.overwrite, progress=sys.stderr.isatty(),
+                                   log=log, steps=args.steps, pti_steps=args.pti_steps)
+    print(format_leave_one_out(table))
+    if args.json_out:
+        write_text_atomic(args.json_out, json.dumps(_jsonable(table), indent=1, allow_nan=False), overwrite=args.overwrite)
+        print(f"results written to {args.json_out}")
     return 0

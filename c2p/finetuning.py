@@ -10,6 +10,7 @@ import gc
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import trange
 
 from .core import InputError
@@ -19,7 +20,7 @@ from .stylegan2 import Generator
 _all_ = ["create_lpips"]  # defined with the reconstruction loss in c2p.inversion; exported here too
 
 # %% auto #0
-__all__ = ['PTIConfig', 'TuningResult', 'free_memory', 'pivotal_tuning', 'create_lpips']
+__all__ = ['RESIZE_MODES', 'PTIConfig', 'TuningResult', 'free_memory', 'downsample', 'pivotal_tuning', 'create_lpips']
 
 # %% ../nbs/04_finetuning.ipynb #9b0f5f3a
 @dataclass
@@ -33,11 +34,12 @@ class PTIConfig:
     lpips_pretrained: bool = True
     lpips_target: float | None = None  # stop once LPIPS falls to this
     noise_lr: float = 0.0            # > 0: also optimise the per-layer noise maps at this rate (kept in the copy)
+    resize_mode: str = "antialias"   # how the loss's copies are made: 'antialias' (c2p) or 'nearest' (the reference)
 
     @classmethod
     def paper(cls) -> "PTIConfig":
-        "CLIP2Protect's setting: 150 steps at 5e-4, LPIPS(VGG) + 0.1 MSE at 256 px."
-        return cls()
+        "CLIP2Protect's setting: 150 steps at 5e-4, LPIPS(VGG) + 0.1 MSE on nearest-neighbour 256 px copies."
+        return cls(resize_mode="nearest")
 
     @classmethod
     def tiny(cls) -> "PTIConfig":
@@ -79,9 +81,17 @@ def free_memory(device=None):
         torch.cuda.empty_cache()
 
 # %% ../nbs/04_finetuning.ipynb #6d2cc914
+RESIZE_MODES = ("antialias", "nearest")
+
+def downsample(x, size: int, mode: str = "antialias"):
+    "`x` [B,3,H,W] at `size` px when larger: 'antialias' (bilinear, every pixel counts) or 'nearest' (the reference's `F.interpolate`)."
+    if mode not in RESIZE_MODES: raise InputError(f"unknown resize mode {mode!r}: use {' or '.join(RESIZE_MODES)}")
+    if x.shape[-1] <= size: return x
+    return resize(x, size) if mode == "antialias" else F.interpolate(x, size=(size, size), mode="nearest")
+
 def pivotal_tuning(generator: Generator, w_pivot, target, steps: int = 150, lr: float = 5e-4, lpips_net=None,
                    mse_weight: float = 0.1, loss_size: int = 256, lpips_target: float | None = None,
-                   noise_lr: float = 0.0, callback=None, progress: bool = True) -> TuningResult:
+                   noise_lr: float = 0.0, callback=None, progress: bool = True, resize_mode: str = "antialias") -> TuningResult:
     "PTI: tune a copy of `generator` so that G(w_pivot) reconstructs `target` (aligned face or [1,3,H,W] in [-1,1])."
     device = generator.latent_avg.device
     if not torch.is_tensor(w_pivot) or tuple(w_pivot.shape[-2:]) != (generator.n_latent, generator.style_dim):
@@ -89,6 +99,7 @@ def pivotal_tuning(generator: Generator, w_pivot, target, steps: int = 150, lr: 
                          f"got {list(getattr(w_pivot, 'shape', []))}")
     w_pivot = w_pivot.detach().to(device).reshape(1, generator.n_latent, generator.style_dim)
     target = resize(face_tensor(target).to(device), generator.size)
+    small = downsample(target, loss_size, resize_mode)  # the loss's copy of the photo, made once
     if lpips_net is None:
         lpips_net = create_lpips(device=device)
     tuned = copy.deepcopy(generator).requires_grad_(True)
@@ -103,7 +114,8 @@ def pivotal_tuning(generator: Generator, w_pivot, target, steps: int = 150, lr: 
         opt.add_param_group(dict(params=noise, lr=noise_lr))
     result = TuningResult(None, w_pivot)
     for step in trange(steps, desc="pivotal tuning", disable=not progress, leave=False):
-        loss, lp = reconstruction_loss(tuned.synthesis(w_pivot, noise), target, lpips_net, mse_weight, loss_size)
+        x = downsample(tuned.synthesis(w_pivot, noise), loss_size, resize_mode)
+        loss, lp = reconstruction_loss(x, small, lpips_net, mse_weight, loss_size)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

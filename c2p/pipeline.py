@@ -28,16 +28,25 @@ from .cosmetics import CosmeticsConfig
 from .search import SearchConfig, adversarial_search, ensemble_members, match_margin, set_noise_strength, pair_scores, parse_layers, threshold_of
 
 # %% auto #0
-__all__ = ['PRESETS', 'RENDERERS', 'FR_MODELS', 'IMAGE_EXTS', 'EXIT_CODES', 'ProtectConfig', 'Models', 'PixelOnly', 'load_models',
-           'FaceResult', 'protect_face', 'protect_face_cosmetics', 'ProtectResult', 'parse_look', 'protect',
-           'expand_inputs', 'output_paths', 'output_stems', 'protect_files', 'validate_config', 'check_prompt', 'Job',
-           'Plan', 'preflight', 'face_verdicts', 'add_command', 'run_protect', 'bench_protect_args', 'bench_protect',
-           'run_bench_protect']
+__all__ = ['PRESETS', 'RENDERERS', 'FR_MODELS', 'HELD_OUT_ONLY_PAPER', 'IMAGE_EXTS', 'EXIT_CODES', 'leave_one_out',
+           'ProtectConfig', 'Models', 'PixelOnly', 'split_models', 'load_models', 'FaceResult', 'protect_face',
+           'protect_face_cosmetics', 'ProtectResult', 'parse_look', 'protect', 'expand_inputs', 'output_paths',
+           'output_stems', 'protect_files', 'validate_config', 'check_prompt', 'Job', 'Plan', 'preflight',
+           'face_verdicts', 'add_command', 'run_protect', 'bench_protect_args', 'bench_protect', 'run_bench_protect']
 
 # %% ../nbs/09_pipeline.ipynb #c96b35c6
 PRESETS = ("makeup", "tiny", "paper")  # the first is the default everywhere
 RENDERERS = ("cosmetics", "generator")
 FR_MODELS = ("irse50", "ir152", "facenet", "mobile_face")
+
+HELD_OUT_ONLY_PAPER = ("--held-out is an option of the paper preset (and of tiny, its random-weight twin): the makeup preset "
+                       "searches against dlib and every FR model whose weights are cached, so no model is held out")
+
+def leave_one_out(held_out: str) -> dict:
+    "The paper's split with black box `held_out`: the other three of `FR_MODELS` are the surrogates."
+    if held_out not in FR_MODELS:
+        raise InputError(f"unknown face-recognition model {held_out!r} to hold out: use {', '.join(FR_MODELS)}")
+    return dict(surrogates=tuple(m for m in FR_MODELS if m != held_out), held_out=(held_out,))
 
 @dataclass
 class ProtectConfig:
@@ -53,6 +62,7 @@ class ProtectConfig:
     pti_lr: float = 5e-4
     pti_mse_weight: float = 0.1         # PTI loss = LPIPS + this x MSE
     lpips: bool = True                  # LPIPS term in pivotal tuning (needs pretrained VGG)
+    pti_resize: str = "antialias"       # PTI's 256 px loss copies: 'antialias' (c2p) or 'nearest' (the reference)
     surrogates: tuple = ("dlib",)       # FR models the search attacks
     held_out: tuple = ()                # FR models only used to judge (black-box transfer)
     far: float = 0.01                   # false-accept rate of the reported thresholds
@@ -68,9 +78,9 @@ class ProtectConfig:
 
     @classmethod
     def paper(cls, **kw):
-        "The released code's computation: 1024 px StyleGAN2, e4e, PTI 150 steps, ViT-B/32 InfoNCE with 79 templates, `SearchConfig.paper()`; 3 surrogates, 1 judge."
+        "The released code's computation: 1024 px StyleGAN2, e4e, PTI 150 steps (nearest copies), ViT-B/32 InfoNCE, `SearchConfig.paper()`; mobile_face held out."
         return cls(preset="paper", size=1024, pretrained=True, inversion="e4e", inversion_steps=0, pti_steps=150,
-                   pti_lr=5e-4, lpips=True, surrogates=("ir152", "facenet", "mobile_face"), held_out=("irse50",),
+                   pti_lr=5e-4, lpips=True, pti_resize="nearest", **leave_one_out("mobile_face"),
                    makeup_kind="nce", makeup_templates="imagenet", search=SearchConfig.paper()).override(**kw)
 
     @classmethod
@@ -99,6 +109,9 @@ class ProtectConfig:
         cosm = {f.name for f in fields(CosmeticsConfig)}
         theirs = {f.name for f in fields(SearchConfig)} | cosm
         kw = {k: v for k, v in kw.items() if v is not None}
+        if isinstance(kw.get("held_out"), str):  # one model's name: the paper's leave-one-out split
+            if kw.get("renderer", self.renderer) == "cosmetics": raise InputError(HELD_OUT_ONLY_PAPER)
+            kw = {**kw, **leave_one_out(kw["held_out"])}
         unknown = sorted(set(kw) - mine - theirs)
         if unknown:
             raise InputError(f"unknown setting {unknown[0]!r}; settings are {', '.join(sorted(mine | theirs))}")
@@ -162,6 +175,16 @@ def _cached_models(cfg: ProtectConfig, dev) -> tuple:
     try: clip, tokenizer = load_clip(ClipConfig.paper(), device=dev, download=False)
     except (WeightsError, OSError): clip, tokenizer = None, None
     return fr, clip, tokenizer
+
+def split_models(models: Models, cfg: ProtectConfig) -> Models:
+    "`models` with `cfg`'s surrogates attacked and its held-out models judging, taken from the FR models already built."
+    if cfg.renderer == "cosmetics" or (tuple(models.config.surrogates), tuple(models.config.held_out)) == (tuple(cfg.surrogates), tuple(cfg.held_out)):
+        return models
+    pool = ensemble_members(models.judges)
+    missing = [n for n in (*cfg.surrogates, *cfg.held_out) if n not in pool]
+    if missing: raise InputError(f"the models given have no {missing[0]!r}: build them with load_models for these settings")
+    return replace(models, surrogates=_face_ensemble([pool[n] for n in cfg.surrogates]),
+                   judges=_face_ensemble([pool[n] for n in (*cfg.surrogates, *cfg.held_out)]), config=cfg)
 
 def load_models(cfg: ProtectConfig | str = PRESETS[0], device=None, pretrained: bool | None = None) -> Models:
     "Build (tiny/random) or load (paper) every network of `cfg` on `device`; `pretrained` overrides the preset's choice."
@@ -253,7 +276,7 @@ def protect_face(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *
     timings["inversion"] = time.perf_counter() - t; t = time.perf_counter()
     if cfg.pti_steps:
         tuning = pivotal_tuning(models.generator, w_pivot, x, **_accepts(pivotal_tuning, steps=cfg.pti_steps, lr=cfg.pti_lr,
-                                lpips_net=models.lpips, mse_weight=cfg.pti_mse_weight, progress=progress,
+                                lpips_net=models.lpips, mse_weight=cfg.pti_mse_weight, progress=progress, resize_mode=cfg.pti_resize,
                                 callback=_relay(callback, stage="tuning", total=cfg.pti_steps, **tags)))
         tuned = tuning.generator
     else:  # no tuning: search through a frozen copy of the base generator
@@ -365,6 +388,7 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
         if preset not in (None, models.config.preset):
             raise InputError(f"the models given were built for the {models.config.preset!r} preset, not {preset!r}")
         cfg = models.config.override(seed=seed, mode=mode, **overrides)
+        models = split_models(models, cfg)  # e.g. another held-out model: the same networks, attacked or judging
     else:
         cfg = ProtectConfig.from_preset(preset or PRESETS[0], seed=seed, mode=mode, **overrides)
     if not prompt or not str(prompt).strip():
@@ -607,6 +631,14 @@ def validate_config(cfg: ProtectConfig) -> ProtectConfig:
         check_number(name, getattr(s if name == "lr" else cfg, name), 0, 10)
     check_number("far", cfg.far, 0, 1, lo_open=True)
     check_number("jpeg_quality", cfg.jpeg_quality, 1, 100, integer=True)
+    from c2p.finetuning import RESIZE_MODES
+    if cfg.pti_resize not in RESIZE_MODES: raise InputError(f"unknown pti_resize {cfg.pti_resize!r}: use {' or '.join(RESIZE_MODES)}")
+    if cfg.held_out and cfg.renderer == "cosmetics": raise InputError(HELD_OUT_ONLY_PAPER)
+    for n in (*cfg.surrogates, *cfg.held_out):
+        if n not in ("dlib", *FR_MODELS): raise InputError(f"unknown face-recognition model {n!r}: use dlib, {', '.join(FR_MODELS)}")
+    both = set(cfg.surrogates) & set(cfg.held_out)
+    if both: raise InputError(f"{sorted(both)[0]} cannot be attacked and held out at once")
+    if not cfg.surrogates: raise InputError("no surrogate face-recognition model to attack")
     for obj in (cfg, cfg.search, cfg.cosmetics):  # anything else numeric (set through the Python API) must at least be finite
         for f in fields(obj):
             v = getattr(obj, f.name)
@@ -757,6 +789,9 @@ def add_command(subparsers):
     p.add_argument("--lambda-lat", type=float, help="weight of the latent loss, 0 or more (paper: 0.01)")
     p.add_argument("--layers", help="W+ layers to optimise, e.g. 8-17 (default: 8 to the last)")
     p.add_argument("--pti-steps", type=int, help="pivotal tuning steps, 0 or more (paper: 150)")
+    p.add_argument("--held-out", metavar="MODEL", help=f"paper and tiny presets: the FR model left out of the attack and only "
+                   f"judging (black box), one of {', '.join(FR_MODELS)}; the other three are attacked (default: mobile_face, "
+                   f"as the released code)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -770,7 +805,8 @@ def run_protect(args) -> int:
     if args.target and args.mode != "impersonation":
         raise InputError("--target is only used with --mode impersonation")
     overrides = dict(steps=args.steps, lambda_adv=args.lambda_adv, lambda_clip=args.lambda_clip, lambda_lat=args.lambda_lat,
-                     layers=parse_layers(args.layers) if args.layers else None, pti_steps=args.pti_steps)
+                     layers=parse_layers(args.layers) if args.layers else None, pti_steps=args.pti_steps,
+                     held_out=getattr(args, "held_out", None))
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
     statuses = protect_files(args.photos, args.out, args.prompt, preset=args.preset, mode=args.mode, target=args.target,
                              device=args.device, seed=args.seed, overwrite=args.overwrite, progress=not args.quiet,

@@ -67,3 +67,20 @@ def test_bad_input_is_one_line_error(case, tmp_path, folder):
     rc, stdout, stderr = c2p("evaluate", *args)
     assert rc == 2, (stdout, stderr)
     assert stderr.startswith("c2p evaluate: error:") and stderr.count("\n") == 1 and "Traceback" not in stderr, stderr
+
+
+def test_attacked_and_held_out_rows_are_kept_apart(folder, tmp_path):
+    "A model attacked in one run and held out in another: one black-box row and one white-box row, never a mixed PSR."
+    import shutil
+    mixed = tmp_path / "mixed"
+    shutil.copytree(folder, mixed)
+    for name, surr, held in [("fails", ["dlib", "ir152", "facenet"], ["irse50"]), ("works", ["irse50", "ir152", "facenet"], ["dlib"])]:
+        rep = json.loads((mixed / f"{name}_report.json").read_text())
+        rep.update(surrogates=surr, held_out=held)
+        (mixed / f"{name}_report.json").write_text(json.dumps(rep))
+    rc, stdout, stderr = c2p("evaluate", mixed, "--models", "dlib", "--no-robustness")
+    assert rc == 0, stderr
+    rows = {l.split()[0]: l.split() for l in stdout.splitlines() if l.startswith("dlib")}
+    assert rows["dlib"][1:4] == ["100.0"] * 3 and rows["dlib"][-2:] == ["1", "black-box"], stdout   # held out: Biden is not Obama
+    assert rows["dlib*"][1:4] == ["0.0"] * 3 and rows["dlib*"][-2:] == ["1", "white-box"], stdout   # attacked: still Obama
+    assert "held out (black-box): dlib, irse50" in stdout
