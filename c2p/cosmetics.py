@@ -19,12 +19,13 @@ from tqdm.auto import tqdm
 from .core import InputError
 
 # %% auto #0
-__all__ = ['PRODUCTS', 'FEATHER', 'COLOURS', 'COLOUR_ALIASES', 'PRODUCT_DEFAULTS', 'BASE', 'PRODUCT_WORDS', 'INTENSITY_WORDS',
-           'FINISH_WORDS', 'NAMED_LOOKS', 'STOPWORDS', 'MAX_PROMPT', 'LandmarkError', 'face_frame', 'check_landmarks',
-           'region_polygons', 'blur', 'region_masks', 'face_canvas', 'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab',
-           'Product', 'Look', 'vocabulary', 'parse_prompt', 'aligned_grid', 'photo_grid', 'Cosmetics', 'region_colours',
-           'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot', 'margins', 'identity_loss',
-           'CosmeticsResult', 'cosmetic_search']
+__all__ = ['PRODUCTS', 'FEATHER', 'FIELD_NAMES', 'COLOURS', 'COLOUR_ALIASES', 'DEFAULT_SHADES', 'CAPS', 'STRENGTHS', 'BASE',
+           'PRODUCT_WORDS', 'INTENSITY_WORDS', 'FINISH_WORDS', 'NAMED_LOOKS', 'STOPWORDS', 'MAX_PROMPT', 'BASE_LEVEL',
+           'SCULPT_L', 'LandmarkError', 'face_frame', 'check_landmarks', 'region_polygons', 'blur', 'region_masks',
+           'face_canvas', 'polyline_distance', 'polygon_sdf', 'face_fields', 'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab',
+           'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary', 'parse_prompt', 'skin_shapes',
+           'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot', 'margins',
+           'identity_loss', 'CosmeticsResult', 'show_zones', 'show_loss', 'cosmetic_search']
 
 # %% ../nbs/08b_cosmetics.ipynb #c007
 class LandmarkError(InputError):
@@ -184,6 +185,88 @@ def face_canvas(lm, image_size, margin: float = 0.6) -> tuple:
     x1, y1 = int(min(hi[0], W)), int(min(hi[1], H))
     return x0, y0, max(x1 - x0, 1), max(y1 - y0, 1)
 
+# %% ../nbs/08b_cosmetics.ipynb #c015b
+def _to_face(pts, f: dict) -> np.ndarray:
+    "Points [N,2] in pixels -> the face frame: origin between the eyes, x along the eyes, y down the face, unit `u`."
+    d = np.asarray(pts, np.float64) - (f["eye_r"] + f["eye_l"]) / 2
+    return np.stack([d @ f["x"], d @ f["y"]], -1) / f["u"]
+
+def polyline_distance(P: np.ndarray, line: np.ndarray) -> np.ndarray:
+    "Distance [N] of points P [N,2] to the polyline `line` [M,2]."
+    best = np.full(len(P), np.inf)
+    for a, b in zip(line[:-1], line[1:]):
+        ab = b - a
+        t = np.clip(((P - a) @ ab) / max(float(ab @ ab), 1e-12), 0, 1)
+        best = np.minimum(best, np.hypot(*(P - a - t[:, None] * ab).T))
+    return best
+
+def polygon_sdf(P: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    "Signed distance [N] of points P [N,2] to the closed polygon `poly` [M,2]: negative inside."
+    d = polyline_distance(P, np.concatenate([poly, poly[:1]]))
+    x, y = P[:, 0], P[:, 1]
+    inside = np.zeros(len(P), bool)
+    for (x1, y1), (x2, y2) in zip(poly, np.roll(poly, 1, 0)):  # even-odd rule
+        inside ^= ((y1 > y) != (y2 > y)) & (x < (x2 - x1) * (y - y1) / (y2 - y1 + 1e-12) + x1)
+    return np.where(inside, -d, d)
+
+def _height_above(P: np.ndarray, line: np.ndarray) -> np.ndarray:
+    "Signed height [N] of points above a polyline running across the face (> 0: above it, toward the brow)."
+    o = np.argsort(line[:, 0])
+    return np.interp(P[:, 0], line[o, 0], line[o, 1]) - P[:, 1]
+
+def _brow_band(b: np.ndarray) -> np.ndarray:
+    "A brow as a closed band around its five landmarks (dlib places them along the brow's upper middle)."
+    return np.concatenate([b + [0, -0.03], (b + [0, 0.08])[::-1]])
+
+#: the per-pixel maps a face's products are drawn from (`face_fields`), all in units of the eye distance
+FIELD_NAMES = ("x", "y", "hull", "skin", "eyes_hole", "lips_sdf", "mouth_sdf", "brow_sdf", "brow_s", "brow_side",
+               "lip_u", "lip_v", "r_up", "r_above", "r_lo", "r_s", "r_t", "l_up", "l_above", "l_lo", "l_s", "l_t")
+
+def face_fields(lm, canvas, max_u: float = 96) -> dict:
+    "Maps [F,h,w] of the face on `canvas` (x0, y0, w, h): face-frame coordinates, distances to its features, skin masks."
+    lm = np.asarray(lm, np.float64)
+    f = face_frame(lm)
+    x0, y0, w, h = canvas
+    k = max(1, int(math.ceil(f["u"] / max_u)))  # a big face: compute on a k times coarser grid (the maps are smooth)
+    gw, gh = -(-w // k), -(-h // k)
+    X, Y = np.meshgrid(x0 + (np.arange(gw) + 0.5) * k - 0.5, y0 + (np.arange(gh) + 0.5) * k - 0.5)
+    P = _to_face(np.stack([X.ravel(), Y.ravel()], -1), f)
+    L = _to_face(lm, f)
+    m = {"x": P[:, 0], "y": P[:, 1], "lips_sdf": polygon_sdf(P, L[48:60]), "mouth_sdf": polygon_sdf(P, L[60:68])}
+    sr, sl = polygon_sdf(P, _brow_band(L[17:22])), polygon_sdf(P, _brow_band(L[22:27]))
+    along = lambda a, b: np.clip(((P - a) @ (b - a)) / float((b - a) @ (b - a)), 0, 1)
+    m.update(brow_sdf=np.minimum(sr, sl), brow_side=(sr >= sl).astype(np.float64),  # 0: the image-left brow
+             brow_s=np.where(sr < sl, along(L[21], L[17]), along(L[22], L[26])))  # 0 at the brow's head, 1 its tail
+    mouth = (L[48] + L[54]) / 2
+    m["lip_u"] = (P[:, 0] - mouth[0]) / (np.hypot(*(L[54] - L[48])) / 2)  # -1 .. 1 from corner to corner
+    m["lip_v"] = (P[:, 1] - (L[62, 1] + L[66, 1]) / 2) / 0.25            # < 0 upper lip, > 0 lower lip
+    for side, upper, lower, brow, inner, outer in (("r", [39, 38, 37, 36], [39, 40, 41, 36], L[17:22], 39, 36),
+                                                   ("l", [42, 43, 44, 45], [42, 47, 46, 45], L[22:27], 42, 45)):
+        d_up, above = polyline_distance(P, L[upper]), _height_above(P, L[upper])
+        axis = L[outer] - L[inner]
+        browline = brow + [0, 0.05]  # the brow's lower edge
+        d_brow = polyline_distance(P, browline)
+        t = d_up / (d_up + d_brow + 1e-6)                               # the lid: 0 at the lash line, 1 at the brow
+        t = np.where(_height_above(P, browline) > 0, 1.25 + d_brow, t)   # above the brow: past the lid
+        m.update({f"{side}_up": d_up, f"{side}_above": above, f"{side}_lo": polyline_distance(P, L[lower]),
+                  f"{side}_s": ((P - L[inner]) @ axis) / float(axis @ axis),  # 0 inner corner, 1 outer corner
+                  f"{side}_t": np.where(above < 0, 0.0, t)})
+    eye = np.minimum(polygon_sdf(P, L[36:42]), polygon_sdf(P, L[42:48]))
+    nostrils = polygon_sdf(P, np.concatenate([L[31:36], (L[31:36] + [0, -0.1])[::-1]]))
+    ramp = lambda d, a, b: np.clip((d - a) / (b - a), 0, 1) ** 2 * (3 - 2 * np.clip((d - a) / (b - a), 0, 1))  # smoothstep
+    m["eyes_hole"] = ramp(eye, 0.0, 0.02)  # the eye itself is never painted; its rim fades in
+    # bare skin: the hull without eyes, lips, nostrils and brows, each with a margin so skin products never reach them
+    m["skin"] = ramp(eye, 0.04, 0.14) * ramp(m["lips_sdf"], 0.02, 0.08) * ramp(m["brow_sdf"], 0.0, 0.06) * ramp(nostrils, 0.0, 0.05)
+    t = {n: torch.from_numpy(v.reshape(gh, gw).astype(np.float32)) for n, v in m.items()}
+    pol = region_polygons(lm)
+    hull = [(np.asarray(p) - [x0, y0] + 0.5) / k - 0.5 for p in pol["hull"]]
+    t["hull"] = _feather(_fill(hull, (0, 0, gw, gh)), 0.1 * f["u"] / k)
+    t["skin"] = t["skin"] * t["hull"]
+    grid = torch.stack([t[n] for n in FIELD_NAMES])
+    if k > 1:
+        grid = F.interpolate(grid[None], scale_factor=k, mode="bilinear", align_corners=False)[0, :, :h, :w]
+    return dict(grid=grid, landmarks=torch.from_numpy(L.astype(np.float32)), u=f["u"])
+
 # %% ../nbs/08b_cosmetics.ipynb #c017
 _RGB2XYZ = ((0.4124564, 0.3575761, 0.1804375), (0.2126729, 0.7151522, 0.0721750), (0.0193339, 0.1191920, 0.9503041))
 _WHITE = (0.95047, 1.0, 1.08883)  # D65
@@ -226,47 +309,76 @@ COLOUR_ALIASES = {"gray": "grey", "charcoal": "smoky", "crimson": "red", "scarle
 
 @dataclass(frozen=True)
 class Product:
-    "How one product of a look may be applied: its shade and how far it may move, its opacity range, texture."
+    "One product of a look: its shade (a colour word's Lab; None: its everyday shade), intensity and finish."
     name: str
-    shade: tuple | None = None       # Lab shade; None: the face's own mean colour in the region
-    relative: tuple = (0.0, 0.0, 0.0)  # Lab offset from the skin's own local colour (shading products)
-    evenness: float = 1.0            # 1: cover with the shade; 0: shade the local colour by `relative` (keeps shading)
-    span: tuple = (6.0, 5.0, 5.0)    # the shade may move this far (L, a, b)
-    opacity: tuple = (0.4, 0.8)      # lowest and highest opacity (the look stays visible; never opaque paint)
-    field: tuple = (6.0, 4.0, 4.0)   # how far the colour may vary across the face (L, a, b)
-    texture: float = 0.0             # shimmer: amplitude of a fine luminance texture (L units); 0 = matte
+    shade: tuple | None = None
     shade_name: str | None = None    # the colour word the shade came from
+    intensity: float = 1.0           # from the prompt's words: natural 0.65 ... heavy 1.3
+    finish: float = 0.0              # shimmer or gloss (0: matte)
+    asked: bool = True               # False: part of the barely-there base the prompt did not mention
 
-_lab = lambda name: hex_to_lab(COLOURS[name])
-#: each product's everyday form: shade (or shading of the face's own colour), ranges and opacity
-PRODUCT_DEFAULTS = {
-    "foundation": Product("foundation", None, evenness=0.35, span=(4, 3, 3), opacity=(0.4, 0.9), field=(13, 4, 4)),
-    "contour": Product("contour", relative=(-12, 2, 5), evenness=0.0, span=(4, 2, 2), opacity=(0.4, 0.9), field=(13, 4, 4)),
-    "blush": Product("blush", _lab("rose"), span=(6, 6, 6), opacity=(0.15, 0.4), field=(8, 6, 6)),
-    "highlighter": Product("highlighter", relative=(10, 0, 4), evenness=0.0, span=(4, 2, 2), opacity=(0.3, 0.75),
-                           field=(9, 3, 4), texture=2.0),
-    "eyeshadow": Product("eyeshadow", _lab("taupe"), span=(8, 6, 6), opacity=(0.35, 0.8), field=(14, 8, 8)),
-    "eyeliner": Product("eyeliner", _lab("black"), span=(6, 3, 3), opacity=(0.5, 0.9), field=(6, 2, 2)),
-    "brows": Product("brows", relative=(-10, 0, 2), evenness=0.0, span=(4, 2, 2), opacity=(0.4, 0.9), field=(8, 3, 3)),
-    "lips": Product("lips", _lab("nude"), span=(6, 6, 6), opacity=(0.45, 0.85), field=(10, 8, 8)),
-}
-#: the base every look starts from (most of the protection lives here): even skin, soft contour and highlight, brows
+#: the everyday shade of the products that bring a colour of their own (the others shade the skin's own colour)
+DEFAULT_SHADES = {"eyeshadow": "taupe", "eyeliner": "black", "lips": "nude", "blush": "rose"}
+#: hard caps at strength 1 ("max") and intensity 1, in Lab units or eye distances: what keeps every product makeup.
+#: contour darkens by at most 10 L*, highlighter lightens by at most 8 L*, blush adds at most 12 a*; no skin pixel
+#: moves more than `skin_dE` in all
+CAPS = dict(contour_L=10.0, highlighter_L=8.0, blush_a=12.0, skin_dE=11.5, foundation_L=3.0, foundation_even=0.3,
+            foundation_ab=3.0, finish_L=6.0, brows_op=0.7, brows_dark=10.0, shadow_op=0.9, liner_op=0.95,
+            liner_thick=0.085, wing=0.42, lips_op=0.95, smudge_op=0.75)
+#: strength: how far every product may go (`--strength`); a number in [0.1, 1] works too
+STRENGTHS = {"subtle": 0.25, "natural": 0.5, "bold": 0.75, "max": 1.0}
+#: the base every look starts from, barely there unless the prompt asks for it: one foundation shade, soft contour
+#: and highlight, groomed brows
 BASE = ("foundation", "contour", "highlighter", "brows")
+
+def strength_value(strength) -> float:
+    "A strength word (subtle, natural, bold, max) or number in [0.1, 1] as a number."
+    if isinstance(strength, str):
+        word = strength.strip().lower()
+        if word in STRENGTHS: return STRENGTHS[word]
+        try: strength = float(word)
+        except ValueError:
+            raise InputError(f"unknown strength {strength!r}: use {', '.join(STRENGTHS)} or a number from 0.1 to 1") from None
+    s = float(strength)
+    if not (0.1 <= s <= 1.0):
+        raise InputError(f"strength {strength} is out of range: use 0.1 (barely there) to 1 (max), or {', '.join(STRENGTHS)}")
+    return s
+
+def strength_name(s: float) -> str:
+    "The word for a strength number (or the number itself, rounded)."
+    return next((k for k, v in STRENGTHS.items() if abs(v - s) < 1e-6), f"{s:.2f}")
 
 @dataclass(frozen=True)
 class Look:
-    "A parsed makeup look: the products that are on, each with its shade and ranges; words of the prompt left unread."
+    "A parsed makeup look: the products on (asked-for and base), eyeliner wing, smoky smudge; words of the prompt left unread."
     prompt: str
     products: tuple                  # Product per product that is on, in PRODUCTS order
     wing: bool = False               # eyeliner with a cat-eye wing
+    smudge: bool = False             # smoky: a smudged lower lash line
     ignored: tuple = ()              # prompt words c2p did not understand
 
     @property
     def names(self) -> tuple: return tuple(p.name for p in self.products)
 
+    @property
+    def asked(self) -> tuple: return tuple(p.name for p in self.products if p.asked)
+
+    @property
+    def shown(self) -> tuple:
+        "The look report's product groups this look must show: 'lips' and/or 'eyes'."
+        return tuple(g for g, ps in (("lips", {"lips"}), ("eyes", {"eyeshadow", "eyeliner"})) if ps & set(self.asked))
+
+    @property
+    def blush(self) -> bool:
+        "Whether the look asks for blush or bronzer (whose own colour the look report allows on the skin)."
+        return any(p.asked and (p.name == "blush" or p.name == "contour" and p.shade_name in ("bronze", "brown", "copper", "peach"))
+                   for p in self.products)
+
     def describe(self) -> str:
-        "One line: the products and shades of this look."
-        return ", ".join(p.name + (f" ({p.shade_name})" if p.shade_name else "") for p in self.products)
+        "One line: the asked-for products with their shades, then the base."
+        on = lambda p: p.name + (f" ({p.shade_name})" if p.shade_name else "")
+        base = [p.name for p in self.products if not p.asked]
+        return ", ".join(on(p) for p in self.products if p.asked) + (f"; base: {', '.join(base)}" if base else "")
 
 PRODUCT_WORDS = {
     "lips": ("lipstick", "lips", "lip", "gloss", "lipgloss", "lipliner", "mouth"),
@@ -276,7 +388,7 @@ PRODUCT_WORDS = {
     "blush": ("blush", "rouge", "cheeks", "cheek", "blusher"),
     "contour": ("contour", "contouring", "bronzer", "sculpted", "sculpt"),
     "highlighter": ("highlighter", "highlight", "glow", "glowy", "dewy", "strobing"),
-    "foundation": ("foundation", "base", "concealer", "skin", "complexion"),
+    "foundation": ("foundation", "base", "concealer", "skin", "complexion", "coverage"),
 }
 INTENSITY_WORDS = {"natural": 0.65, "subtle": 0.65, "soft": 0.75, "light": 0.7, "sheer": 0.6, "everyday": 0.75,
                    "bold": 1.25, "heavy": 1.3, "dramatic": 1.3, "intense": 1.3, "strong": 1.2, "deep": 1.15, "dark": 1.15}
@@ -284,15 +396,15 @@ FINISH_WORDS = {"shimmer": 2.5, "shimmery": 2.5, "metallic": 3.0, "glitter": 3.0
                 "satin": 1.0, "matte": 0.0}
 #: named looks: phrase -> the products it puts on, as {product: colour word or None (its default)}, intensity
 NAMED_LOOKS = {
-    "smoky eyes": ({"eyeshadow": "smoky", "eyeliner": "black"}, 1.2),
-    "smokey eyes": ({"eyeshadow": "smoky", "eyeliner": "black"}, 1.2),
-    "smoky eye": ({"eyeshadow": "smoky", "eyeliner": "black"}, 1.2),
+    "smoky eyes": ({"eyeshadow": "smoky", "eyeliner": "black", "smudge": True}, 1.2),
+    "smokey eyes": ({"eyeshadow": "smoky", "eyeliner": "black", "smudge": True}, 1.2),
+    "smoky eye": ({"eyeshadow": "smoky", "eyeliner": "black", "smudge": True}, 1.2),
     "cat eye": ({"eyeliner": "black", "wing": True}, 1.1),
     "winged liner": ({"eyeliner": "black", "wing": True}, 1.1),
     "no makeup makeup": ({"lips": "nude"}, 0.6),
     "no makeup": ({"lips": "nude"}, 0.6),
-    "goth": ({"lips": "plum", "eyeshadow": "black", "eyeliner": "black", "foundation": "light"}, 1.3),
-    "glam": ({"lips": "red", "eyeshadow": "gold", "eyeliner": "black", "wing": True, "blush": "rose", "shimmer": True}, 1.15),
+    "goth": ({"lips": "plum", "eyeshadow": "black", "eyeliner": "black", "foundation": "light", "smudge": True}, 1.3),
+    "glam": ({"lips": "red", "eyeshadow": "gold", "eyeliner": "black", "wing": True, "blush": "rose", "shimmer": True, "base": True}, 1.15),
     "natural": ({"lips": "nude", "eyeshadow": "taupe", "blush": "pink"}, 0.65),
     "bridal": ({"lips": "rose", "eyeshadow": "champagne", "blush": "rose", "shimmer": True}, 0.9),
     "sunkissed": ({"contour": "bronze", "blush": "peach"}, 1.1),
@@ -313,18 +425,10 @@ def vocabulary() -> str:
 def _colour_word(w: str):
     return COLOUR_ALIASES.get(w, w) if w in COLOURS or w in COLOUR_ALIASES else None
 
-def _styled(name: str, colour: str | None, k: float, texture: float | None) -> Product:
-    "The product `name` in `colour` (a COLOURS word), intensity `k` and shimmer `texture` (None: its default)."
-    p = PRODUCT_DEFAULTS[name]
-    kw = {}
-    if colour == "light" and name == "foundation":
-        kw.update(shade=None, relative=(10.0, -2.0, -4.0), evenness=0.2)  # a paler base (goth)
-    elif colour:  # a named colour covers: even shading products become tinted ones
-        kw.update(shade=hex_to_lab(COLOURS[colour]), evenness=max(p.evenness, 0.6))
-    lo, hi = p.opacity
-    kw["opacity"] = (min(lo * k, 0.9), min(hi * k, 0.95))
-    if texture is not None: kw["texture"] = texture
-    return replace(p, shade_name=colour if colour in COLOURS else None, **kw)
+def _styled(name: str, colour: str | None, k: float, finish: float | None, asked: bool = True) -> Product:
+    "The product `name` in `colour` (a COLOURS word, or 'light' for a paler foundation), intensity `k` and `finish`."
+    shade = hex_to_lab(COLOURS[colour]) if colour in COLOURS else None
+    return Product(name, shade, colour if colour in COLOURS or colour == "light" else None, float(k), float(finish or 0.0), asked)
 
 def parse_prompt(prompt: str) -> Look:
     "The look described by `prompt` ('red lipstick, smoky eyes'): products on, their shades, intensity and finish."
@@ -334,8 +438,11 @@ def parse_prompt(prompt: str) -> Look:
     if len(text) > MAX_PROMPT:
         raise InputError(f"the makeup prompt is {len(text)} characters long; keep it under {MAX_PROMPT} (a few words)")
     low = " " + re.sub(r"[^a-z0-9]+", " ", text.lower()).strip() + " "
-    chosen, wing, k_global, tex_global, seen = {}, False, None, None, False
+    product_words = {w for ws in PRODUCT_WORDS.values() for w in ws}
+    names_products = bool(set(low.split()) & product_words)
+    chosen, wing, smudge, bold_base, k_global, tex_global, seen = {}, False, False, False, None, None, False
     for phrase in sorted(NAMED_LOOKS, key=len, reverse=True):
+        if phrase == "natural" and names_products: continue  # "natural pink blush": an intensity, not the look
         if f" {phrase} " in low:
             spec, k = NAMED_LOOKS[phrase]
             low = low.replace(f" {phrase} ", " , ")
@@ -343,6 +450,8 @@ def parse_prompt(prompt: str) -> Look:
             k_global = k if k_global is None else max(k_global, k)
             for prod, col in spec.items():
                 if prod == "wing": wing = True
+                elif prod == "smudge": smudge = True
+                elif prod == "base": bold_base = True
                 elif prod == "shimmer": tex_global = 2.5
                 else: chosen[prod] = dict(colour=col, k=None, tex=None)
     ignored = []
@@ -361,6 +470,7 @@ def parse_prompt(prompt: str) -> Look:
                 elif key == "natural": k = INTENSITY_WORDS["natural"]
             elif w in INTENSITY_WORDS: k = INTENSITY_WORDS[w]
             elif w in FINISH_WORDS: tex = FINISH_WORDS[w]
+            elif w in ("smudged", "smudge", "kohl", "grunge"): smudge = True
             elif w not in STOPWORDS: ignored.append(w); continue
             seen = True
         if not prods and colours: prods = ["lips"]  # "red" alone: the lips
@@ -378,107 +488,286 @@ def parse_prompt(prompt: str) -> Look:
             c = chosen[name]
             tex = c["tex"] if c["tex"] is not None else (tex_global if name in ("eyeshadow", "highlighter", "lips") else None)
             products.append(_styled(name, c["colour"], c["k"] or k0, tex))
-        elif name in BASE:
-            products.append(_styled(name, None, min(k0, 1.0) * 0.85, None))
-    return Look(prompt=text, products=tuple(products), wing=wing, ignored=tuple(dict.fromkeys(ignored)))
+        elif name in BASE:  # barely there, unless the look asks for a bold base ("glam")
+            products.append(_styled(name, None, k0 if bold_base else min(k0, 1.0), None, asked=bold_base))
+    return Look(prompt=text, products=tuple(products), wing=wing, smudge=smudge, ignored=tuple(dict.fromkeys(ignored)))
 
 # %% ../nbs/08b_cosmetics.ipynb #c023
-def aligned_grid(size: int, batch: int = 1, device=None) -> torch.Tensor:
-    "Sampling coordinates [B,S,S,2] in [-1, 1] of every pixel of an aligned face (grid_sample's convention)."
-    t = (torch.arange(size, dtype=torch.float32, device=device) + 0.5) / size * 2 - 1
-    yy, xx = torch.meshgrid(t, t, indexing="ij")
-    return torch.stack([xx, yy], -1).expand(batch, size, size, 2)
+def _gauss_ellipse(x, y, cx, cy, rx, ry, angle: float = 0.0) -> torch.Tensor:
+    "A soft elliptical shape exp(-r^2) on face-frame coordinates x, y."
+    c, s = math.cos(angle), math.sin(angle)
+    u, v = (c * (x - cx) + s * (y - cy)) / rx, (-s * (x - cx) + c * (y - cy)) / ry
+    return torch.exp(-(u * u + v * v).clamp(max=40.0))  # clamped: no denormal floats, which are slow on CPUs
 
-def photo_grid(matrix, canvas, size: int) -> torch.Tensor:
-    "Aligned-face coordinates [1,h,w,2] in [-1, 1] of each pixel of the photo box `canvas` (x0, y0, w, h)."
-    x0, y0, w, h = canvas
-    ys, xs = torch.meshgrid(torch.arange(y0, y0 + h, dtype=torch.float64), torch.arange(x0, x0 + w, dtype=torch.float64),
-                            indexing="ij")
-    M = torch.as_tensor(np.asarray(matrix), dtype=torch.float64)
-    u = M[0, 0] * xs + M[0, 1] * ys + M[0, 2]
-    v = M[1, 0] * xs + M[1, 1] * ys + M[1, 2]
-    return (torch.stack([u, v], -1) + 0.5).div(size).mul(2).sub(1).float()[None]
+def _capsule(x, y, ax, ay, bx, by, r) -> torch.Tensor:
+    "A soft stroke exp(-(d/r)^2) around the segment a-b (the ends may be tensors: the stroke can move)."
+    abx, aby = bx - ax, by - ay
+    t = (((x - ax) * abx + (y - ay) * aby) / (abx * abx + aby * aby + 1e-9)).clamp(0, 1)
+    dx, dy = x - ax - t * abx, y - ay - t * aby
+    return torch.exp(-((dx * dx + dy * dy) / (r * r)).clamp(max=40.0))
+
+def _bump(v: torch.Tensor, width) -> torch.Tensor:
+    "exp(-(v/width)^2), clamped like the shapes."
+    return torch.exp(-((v / width) ** 2).clamp(max=40.0))
+
+def skin_shapes(L: torch.Tensor, product: str) -> list:
+    "The anatomical zones [(kind, geometry)] of contour, highlighter or blush, from face-frame landmarks L [68,2]."
+    T = lambda *v: torch.tensor(v, dtype=torch.float32)
+    S = []
+    for sgn, ear, corner, nose in ((-1, 1, 48, 31), (1, 15, 54, 35)):  # sgn -1: the image's left side
+        if product == "contour":
+            a = L[ear] + T(-sgn * 0.14, 0.06)  # the cheek hollow, from the ear toward the mouth corner
+            S += [("capsule", (a, a + 0.5 * (L[corner] - a) - T(0, 0.05), 0.14)),
+                  ("ellipse", (T(sgn * 1.12, -0.42), 0.15, 0.3, 0.0)),                        # temple
+                  ("capsule", (L[27] + T(sgn * 0.16, 0.0), L[nose] + T(sgn * 0.06, -0.12), 0.13)),  # side of the nose
+                  ("ellipse", (T(sgn * 0.85, -0.95), 0.2, 0.15, sgn * 0.4))]                 # forehead at the hairline
+        elif product == "highlighter":
+            S += [("ellipse", (T(sgn * 0.78, 0.42), 0.22, 0.13, -sgn * 0.35)),              # cheekbone
+                  ("ellipse", (T(sgn * 0.45, 0.36), 0.2, 0.13, 0.0))]                        # under the eye
+        elif product == "blush":
+            S.append(("ellipse", (T(sgn * 0.62, 0.74), 0.3, 0.22, -sgn * 0.25)))            # apple of the cheek
+    if product == "contour":
+        S.append(("polyline", (L[4:13] + 0.14 * (L[33] - L[4:13]), 0.14)))                 # along the jaw, inside
+    if product == "highlighter":
+        S += [("capsule", (L[27] + T(0, 0.1), L[29], 0.125)), ("ellipse", (L[30], 0.13, 0.13, 0.0)),  # nose
+              ("ellipse", (L[8] + T(0, -0.3), 0.15, 0.13, 0.0)), ("ellipse", (T(0, -0.8), 0.22, 0.15, 0.0))]  # chin, forehead
+    return S
+
+def _sample(grid: torch.Tensor, u: torch.Tensor, v: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    "Values [1,C,h,w] of a small parameter grid [1,C,gh,gw] at coordinates u (across), v (down) [1,1,h,w] in [-1, 1]."
+    return F.grid_sample(grid, torch.stack([u, v], -1)[:, 0], mode=mode, padding_mode="border", align_corners=True)
+
+#: a product not asked for goes this fraction of the way; the search may lighten or darken the face's skin within
+#: this many L* as a smooth field (the finish of a foundation, never a colour)
+BASE_LEVEL, SCULPT_L = 1.0, 8.0
 
 class Cosmetics(torch.nn.Module):
-    "Differentiable makeup of one look: per product a bounded shade, opacity, smooth colour field and shimmer."
-    def __init__(self, look: Look, region_lab: dict, grid: int = 8, texture_grid: int = 32):
+    "Differentiable makeup of one look: each product a shape in its zone, with bounded amount, placement and shade."
+    def __init__(self, look: Look, own: dict, strength: float = 0.5):
         super().__init__()
-        self.look, self.names = look, look.names
-        P = len(self.names)
-        own = lambda p: torch.tensor(region_lab[p.name], dtype=torch.float32)
-        centre = torch.stack([torch.tensor(p.shade, dtype=torch.float32) if p.shade is not None else own(p) for p in look.products])
-        t = lambda attr: torch.tensor([list(getattr(p, attr)) if isinstance(getattr(p, attr), tuple) else getattr(p, attr)
-                                       for p in look.products], dtype=torch.float32)
-        self.register_buffer("centre", centre.clamp(torch.tensor([2.0, -80, -80]), torch.tensor([98.0, 80, 80])))
-        self.register_buffer("relative", t("relative")); self.register_buffer("evenness", t("evenness"))
-        self.register_buffer("span", t("span")); self.register_buffer("field_range", t("field"))
-        self.register_buffer("op_range", t("opacity")); self.register_buffer("tex_amp", t("texture"))
-        self.shade = torch.nn.Parameter(torch.zeros(P, 3))
-        self.opacity = torch.nn.Parameter(torch.zeros(P))
-        self.field = torch.nn.Parameter(torch.zeros(P, 3, grid, grid))
-        self.texture = torch.nn.Parameter(torch.zeros(P, 1, texture_grid, texture_grid))
+        self.look, self.names, self.strength = look, look.names, float(strength)
+        self.prod = {p.name: p for p in look.products}
+        self.own = {k: torch.tensor(v, dtype=torch.float32) for k, v in own.items()}
+        z = lambda *s: torch.nn.Parameter(torch.zeros(*s))
+        shapes = dict(contour=9, highlighter=8, blush=2)
+        P = torch.nn.ParameterDict()
+        for name in self.names:
+            if name == "foundation":
+                P["foundation"] = z(4)               # lightness, a*, b* of the one shade, evenness
+                P["sculpt"] = z(1, 1, 8, 8)          # a smooth lightness field across the face
+            elif name in shapes:
+                P[name] = z(shapes[name], 4)         # per shape: amount, shift x, shift y, size
+                P[name + "_tone"] = z(2)             # hue / warmth
+            elif name == "brows":
+                P["brows"] = z(4)                    # opacity, darkness, thickness, lift
+                P["brows_shape"] = z(2, 3, 4)        # per brow: thickness, lift, depth at 4 points, head to tail
+            elif name == "eyeshadow":
+                P["eyeshadow"] = z(8)                # opacity, height, outer emphasis, sweep, depth, smudge, its width, inner
+                P["eyeshadow_shade"] = z(3)
+                P["eyeshadow_field"] = z(2, 4, 3, 6) # per eye: opacity, depth, a*, b* over the lid (3 high, 6 along)
+            elif name == "eyeliner":
+                P["eyeliner"] = z(7)                 # opacity, inner and outer thickness, start, wing length and angle, lower
+                P["eyeliner_shape"] = z(2, 1, 1, 5)  # per eye: thickness at 5 points, inner to outer corner
+            elif name == "lips":
+                P["lips"] = z(3)                     # opacity, liner (a deeper edge), gloss
+                P["lips_shade"] = z(3)
+                P["lips_field"] = z(1, 3, 2, 5)      # Lab offset over (upper/lower lip, corner to corner): ombre
+        self.p = P
 
-    def values(self) -> dict:
-        "The bounded makeup: shade [P,3] (Lab), opacity [P], colour field [P,3,G,G], shimmer [P,1,T,T]."
-        return dict(shade=self.span * torch.tanh(self.shade),
-                    opacity=self.op_range[:, 0] + (self.op_range[:, 1] - self.op_range[:, 0]) * torch.sigmoid(self.opacity),
-                    field=self.field_range[:, :, None, None] * torch.tanh(self.field),
-                    texture=self.tex_amp[:, None, None, None] * torch.tanh(self.texture))
+    def level(self, name: str) -> float:
+        "How far product `name` may go: the strength and the prompt's intensity; a base product only part of the way."
+        p = self.prod[name]
+        if p.asked or name == "brows":  # asked-for products show at any strength; brows are groomed in every look
+            lvl = (0.55 + 0.45 * self.strength) * p.intensity
+        else:
+            lvl = self.strength * p.intensity * BASE_LEVEL
+        return float(min(max(lvl, 0.05), 1.0))
 
-    def render(self, rgb: torch.Tensor, masks: torch.Tensor, coords: torch.Tensor, sigma: float) -> torch.Tensor:
-        "Apply the look to images `rgb` [B,3,H,W] in [0,1] with product masks [B,P,H,W] and aligned coordinates [B,H,W,2]."
-        v = self.values()
+    def shade(self, name: str, span: tuple) -> torch.Tensor:
+        "The product's Lab shade, moved by the search within `span` of its colour word's."
+        p = self.prod[name]
+        lab = p.shade if p.shade is not None else hex_to_lab(COLOURS[DEFAULT_SHADES[name]])
+        return (torch.tensor(lab) + torch.tensor(span) * torch.tanh(self.p[name + "_shade"])).view(1, 3, 1, 1)
+
+    def shape_mask(self, name: str, x, y, L) -> torch.Tensor:
+        "The product's soft shapes [1,1,h,w], each moved (up to 0.08 u), resized (+-18%) and weighed by the search."
+        q, total = self.p[name], 0
+        for i, (kind, g) in enumerate(skin_shapes(L, name)):
+            amount, dx, dy = torch.sigmoid(q[i, 0]), 0.08 * torch.tanh(q[i, 1]), 0.08 * torch.tanh(q[i, 2])
+            size = 1.0 + 0.18 * torch.tanh(q[i, 3])
+            xs, ys = x - dx, y - dy
+            if kind == "ellipse":
+                c, rx, ry, ang = g
+                m = _gauss_ellipse(xs, ys, c[0], c[1], rx * size, ry * size, ang)
+            elif kind == "capsule":
+                a, b, r = g
+                m = _capsule(xs, ys, a[0], a[1], b[0], b[1], r * size)
+            else:
+                line, r = g
+                m = torch.stack([_capsule(xs, ys, *line[j], *line[j + 1], r * size) for j in range(len(line) - 1)]).amax(0)
+            total = total + amount * m
+        return total.clamp(max=1.0)
+
+    def skin_change(self, g: dict, lab_base: torch.Tensor) -> torch.Tensor:
+        "The base's Lab change [1,3,h,w] on bare skin: one foundation shade and finish, contour, blush, highlighter."
+        x, y, L, hull = g["x"], g["y"], g["landmarks"], g["hull"]
+        D = torch.zeros_like(lab_base)
+        if "foundation" in self.prod:
+            q, lv = self.p["foundation"], self.level("foundation")
+            dL = CAPS["foundation_L"] * lv * torch.tanh(q[0]) + (8.0 * lv if self.prod["foundation"].shade_name == "light" else 0.0)
+            ab = self.own["skin"][1:] + CAPS["foundation_ab"] * lv * torch.tanh(q[1:3])
+            even = CAPS["foundation_even"] * lv * torch.sigmoid(q[3])  # evens out blotches, never the face's shading
+            wide = lab_base[:, 1:]
+            sculpt = _sample(torch.tanh(self.p["sculpt"]), (x / 1.6).clamp(-1, 1), ((y - 0.3) / 1.5).clamp(-1, 1), "bicubic")
+            D = D + hull * torch.cat([dL + SCULPT_L * lv * sculpt, even * (ab.view(1, 2, 1, 1) - wide)], 1)
+        for name, cap, direction in (("contour", CAPS["contour_L"], (-1.0, 0.08, 0.2)), ("blush", CAPS["blush_a"], None),
+                                     ("highlighter", CAPS["highlighter_L"], (1.0, 0.02, 0.15))):
+            if name not in self.prod: continue
+            tone, p = torch.tanh(self.p[name + "_tone"]), self.prod[name]
+            if name == "blush":  # the blush's hue, a touch darker than the skin
+                col = p.shade or hex_to_lab(COLOURS["rose"])
+                hue = math.atan2(col[2], col[1]) + 0.25 * tone[0]
+                vec = torch.stack([-0.2 + 0.1 * tone[1], torch.cos(hue), torch.sin(hue)])
+            else:
+                vec = torch.tensor(direction) + torch.stack([torch.zeros(()), 0.05 * tone[0], 0.1 * tone[1]])
+                if p.shade_name in ("bronze", "brown", "copper", "peach"): vec = vec + torch.tensor([0.3, 0.15, 0.35])  # bronzer
+            D = D + cap * self.level(name) * self.shape_mask(name, x, y, L) * hull * vec.view(1, 3, 1, 1)
+        # all products together: at most 8 L* lighter (never toward white, never past L* 94) and 10 L* darker
+        light = torch.minimum(torch.full_like(D[:, :1], CAPS["highlighter_L"]), (94.0 - lab_base[:, :1]).clamp(min=0))
+        D = torch.cat([D[:, :1].clamp(min=-CAPS["contour_L"]).minimum(light), D[:, 1:]], 1)
+        return D * (CAPS["skin_dE"] / D.norm(dim=1, keepdim=True).clamp(min=CAPS["skin_dE"]))  # at most skin_dE in all
+
+    def eyeshadow(self, g: dict):
+        "Opacity [1,1,h,w] and Lab target of the eyeshadow: lid to crease, placement, gradient and smoky smudge."
+        q, lv = torch.sigmoid(self.p["eyeshadow"]), self.level("eyeshadow")
+        op = CAPS["shadow_op"] * lv * (0.65 + 0.35 * q[0])
+        H, outer, sweep = 0.55 + 0.45 * q[1], 0.8 * q[2], 0.2 + 0.4 * q[3]  # height (1: the brow), outer half, past the corner
+        depth = 14.0 * lv * q[4]                                                 # deeper at the lash line
+        smudge = CAPS["smudge_op"] * lv * q[5] * (1.0 if self.look.smudge else 0.35)
+        width, inner = 0.03 + 0.06 * q[6], 0.15 * q[7]
+        fld = torch.tanh(self.p["eyeshadow_field"])
+        a_lid, a_low, deep = 0, 0, 0
+        for i, side in enumerate(("r", "l")):
+            s, t, above = g[f"{side}_s"], g[f"{side}_t"], g[f"{side}_above"]
+            along = ((1 - outer) + outer * torch.sigmoid((s - 0.45) / 0.15)) * _bump((s - 1).clamp(min=0), sweep) \
+                * _bump((-s - inner).clamp(min=0), 0.1)
+            f = _sample(fld[i:i + 1], (s.clamp(-0.2, 1.4) - 0.6) / 0.8, (t.clamp(0, 1.2) - 0.6) / 0.6)
+            lid = torch.sigmoid((H - t) / 0.1) * torch.sigmoid(above / 0.01) * along
+            a_lid = a_lid + lid * (1 + 0.6 * f[:, :1])
+            deep = deep + lid * f[:, 1:4]
+            a_low = a_low + _bump(g[f"{side}_lo"], width) * torch.sigmoid(-above / 0.01) * _bump((s - 0.55).abs() ** 2, 0.3)
+        t_min = torch.minimum(g["r_t"], g["l_t"])
+        target = self.shade("eyeshadow", (8.0, 6.0, 6.0)) - lv * deep * torch.tensor([8.0, -6.0, -6.0]).view(1, 3, 1, 1) \
+            - torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1) * depth * (1 - t_min / H).clamp(0, 1)
+        if self.prod["eyeshadow"].finish:  # shimmer: a sheen in the middle of the lid
+            target = target + torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1) * CAPS["finish_L"] * min(1.0, self.prod["eyeshadow"].finish / 2.5) \
+                * _bump(t_min - 0.3, 0.25)
+        return (op * a_lid + smudge * a_low).clamp(0, 0.95) * g["eyes_hole"], target
+
+    def eyeliner(self, g: dict):
+        "Opacity and Lab target of the eyeliner: a line along the upper lashes, its thickness profile and wing."
+        q, lv = torch.sigmoid(self.p["eyeliner"]), self.level("eyeliner")
+        x, y, L = g["x"], g["y"], g["landmarks"]
+        op = CAPS["liner_op"] * (0.6 + 0.4 * q[0]) * min(1.0, 0.5 + lv)
+        t_in, t_out = 0.006 + 0.02 * lv * q[1], 0.015 + (CAPS["liner_thick"] - 0.015) * lv * q[2]
+        start, wing_len = 0.5 * q[3], (CAPS["wing"] if self.look.wing else 0.06) * lv * q[4]
+        ang, lower = math.radians(8) + math.radians(27) * q[5], (0.6 if self.look.smudge else 0.0) * q[6]
+        prof = torch.tanh(self.p["eyeliner_shape"])
+        alpha = 0
+        for i, (side, outer, sgn) in enumerate((("r", 36, -1.0), ("l", 45, 1.0))):
+            s, d, above = g[f"{side}_s"], g[f"{side}_up"], g[f"{side}_above"]
+            thick = (t_in + (t_out - t_in) * s.clamp(0, 1)) * (1 + 0.5 * _sample(prof[i:i + 1], s.clamp(0, 1) * 2 - 1, torch.zeros_like(s)))
+            line = torch.sigmoid((thick - d) / 0.006) * torch.sigmoid((above + 0.004) / 0.004) \
+                * torch.sigmoid((s - start) / 0.04) * torch.sigmoid((1.03 - s) / 0.02)
+            c = L[outer]  # the wing: a tapering stroke from the outer corner, outward and up
+            tip = torch.stack([c[0] + sgn * wing_len * torch.cos(ang), c[1] - wing_len * torch.sin(ang)])
+            ab = tip - c
+            tt = (((x - c[0]) * ab[0] + (y - c[1]) * ab[1]) / (ab @ ab + 1e-9)).clamp(0, 1)
+            dw = torch.sqrt((x - c[0] - tt * ab[0]) ** 2 + (y - c[1] - tt * ab[1]) ** 2 + 1e-12)
+            wing = torch.sigmoid((t_out * (1 - tt) + 0.002 - dw) / 0.006) * torch.sigmoid((wing_len - 0.005) / 0.005)
+            low = lower * torch.sigmoid((0.012 - g[f"{side}_lo"]) / 0.005) * torch.sigmoid(-above / 0.004) \
+                * torch.sigmoid((s - 0.3) / 0.05) * torch.sigmoid((1.02 - s) / 0.02)
+            alpha = alpha + torch.maximum(torch.maximum(line, wing), low)
+        col = self.prod["eyeliner"].shade or hex_to_lab(COLOURS["black"])
+        return op * alpha.clamp(max=1) * g["eyes_hole"], torch.tensor(col).view(1, 3, 1, 1)
+
+    def brows(self, g: dict):
+        "Opacity and Lab target of the brow fill: the brow's own colour, deeper, its thickness and arch moved a little."
+        q, lv, p = self.p["brows"], self.level("brows"), self.prod["brows"]
+        op = CAPS["brows_op"] * min(1.0, 0.3 + lv) * torch.sigmoid(q[0])
+        shape = torch.tanh(self.p["brows_shape"])
+        u = g["brow_s"] * 2 - 1
+        per = [_sample(shape[i:i + 1, :, None, :], u, torch.zeros_like(u)) for i in range(2)]
+        sh = per[0] * (1 - g["brow_side"]) + per[1] * g["brow_side"]
+        if p.shade is not None: target = torch.tensor(p.shade).view(1, 3, 1, 1)
+        else: target = (self.own["brows"] - torch.tensor([1.0, 0.0, -0.1]) * (4.0 + CAPS["brows_dark"] * lv * torch.sigmoid(q[1]))).view(1, 3, 1, 1)
+        target = target - torch.tensor([6.0, 0.0, 0.0]).view(1, 3, 1, 1) * sh[:, 2:3]
+        grow, lift = 0.015 * torch.tanh(q[2]) + 0.015 * sh[:, :1], 0.03 * torch.tanh(q[3]) + 0.03 * sh[:, 1:2]
+        sdf = g["brow_sdf"]  # lifting the brow: a first-order move of its distance field along y
+        dy = torch.zeros_like(sdf)
+        dy[..., 1:-1, :] = (sdf[..., 2:, :] - sdf[..., :-2, :]) / (g["y"][..., 2:, :] - g["y"][..., :-2, :]).clamp(min=1e-6)
+        return op * torch.sigmoid((grow - (sdf + lift * dy)) / 0.012), target
+
+    def lips(self, g: dict):
+        "Opacity and Lab target of the lipstick: inside the lip line, never on teeth; shade, ombre, liner, gloss."
+        q, lv = torch.sigmoid(self.p["lips"]), self.level("lips")
+        op = CAPS["lips_op"] * (0.45 + 0.55 * q[0]) * min(1.0, 0.35 + lv)
+        inside = torch.sigmoid((-g["lips_sdf"] - 0.012) / 0.007) * torch.sigmoid((g["mouth_sdf"] - 0.004) / 0.005)
+        edge = _bump(-g["lips_sdf"] - 0.02, 0.025)
+        ombre = _sample(torch.tanh(self.p["lips_field"]), g["lip_u"].clamp(-1, 1), g["lip_v"].clamp(-1, 1))
+        target = self.shade("lips", (6.0, 6.0, 6.0)) - torch.tensor([1.0, -0.2, -0.2]).view(1, 3, 1, 1) * 8.0 * q[1] * edge \
+            + ombre * torch.tensor([8.0, 8.0, 6.0]).view(1, 3, 1, 1) * min(1.0, 0.4 + lv)
+        fin = self.prod["lips"].finish
+        if fin:  # gloss: a soft highlight on the lower lip
+            L = g["landmarks"]
+            c = (L[56:59].mean(0) + L[65:68].mean(0)) / 2
+            target = target + torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1) * CAPS["finish_L"] * min(1.0, fin / 2.5) * q[2] \
+                * _gauss_ellipse(g["x"], g["y"], c[0], c[1], 0.16, 0.05)
+        return op * inside, target
+
+    def render(self, rgb: torch.Tensor, fields: dict, sigma: float) -> torch.Tensor:
+        "Apply the look to `rgb` [1,3,h,w] in [0,1] whose `face_fields` are `fields`; `sigma`: the own-colour blur (px)."
+        g = {n: fields["grid"][i].to(rgb)[None, None] for i, n in enumerate(FIELD_NAMES)}
+        g["landmarks"] = fields["landmarks"].to(rgb)
         lab = rgb_to_lab(rgb)
         base = blur(lab, sigma).detach()  # the photo's own low-frequency colour: products replace it, texture stays
-        B = rgb.shape[0]
-        field = F.grid_sample(v["field"].flatten(0, 1)[None].expand(B, -1, -1, -1), coords, mode="bicubic",
-                              padding_mode="border", align_corners=True).view(B, -1, 3, *rgb.shape[-2:])
-        tex = F.grid_sample(v["texture"].flatten(0, 1)[None].expand(B, -1, -1, -1), coords, mode="bilinear",
-                            padding_mode="border", align_corners=False)
-        for i in range(len(self.names)):
-            m = masks[:, i:i + 1] * v["opacity"][i]
-            e = self.evenness[i]  # cover with the shade (e = 1) or shade the local colour (e = 0)
-            target = (e * self.centre[i] + v["shade"][i]).view(1, 3, 1, 1) + (1 - e) * (base + self.relative[i].view(1, 3, 1, 1)) + field[:, i]
-            step = m * (target - base)
-            lab = lab + step
-            base = base + step  # later layers cover this one's colour, not the bare skin's
-            if self.tex_amp[i] > 0:
-                lab = lab + torch.cat([masks[:, i:i + 1] * tex[:, i:i + 1], torch.zeros_like(lab[:, 1:])], 1)
+        D = self.skin_change(g, base) * g["skin"]
+        lab, base = lab + D, base + D
+        for name in ("eyeshadow", "eyeliner", "brows", "lips"):  # covering products, later layers over earlier ones
+            if name in self.prod:
+                alpha, target = getattr(self, name)(g)
+                step = alpha * (target - base)
+                lab, base = lab + step, base + step
         return lab_to_rgb(lab)
 
     def regulariser(self) -> torch.Tensor:
-        "Pull toward the look's everyday form: small shade moves, smooth and small colour fields, little shimmer."
-        tv = lambda f: (f[..., 1:, :] - f[..., :-1, :]).pow(2).mean() + (f[..., :, 1:] - f[..., :, :-1]).pow(2).mean()
-        f = torch.tanh(self.field)
-        return torch.tanh(self.shade).pow(2).mean() + f.pow(2).mean() + tv(f) + torch.tanh(self.texture).pow(2).mean()
+        "Pull toward each product's everyday form: every parameter near its centre."
+        return sum(p.pow(2).mean() for p in self.p.values()) / max(len(self.p), 1)
 
-def region_colours(rgb: torch.Tensor, masks: torch.Tensor, names) -> dict:
-    "The mean Lab colour of the face under each product's mask (the own colour relative shades start from)."
+def own_colours(rgb: torch.Tensor, fields: dict) -> dict:
+    "Mean Lab of the bare skin, the brows and the lips of a face [1,3,h,w] (where relative products start from)."
     lab = rgb_to_lab(rgb)[0]
-    out = {}
-    for i, n in enumerate(names):
-        m = masks[0, i]
-        out[n] = ((lab * m).flatten(1).sum(1) / m.sum().clamp(min=1e-6)).tolist() if float(m.sum()) > 0 else lab.mean((1, 2)).tolist()
-    return out
+    g = {n: fields["grid"][i].to(lab) for i, n in enumerate(FIELD_NAMES)}
+    mean = lambda m: ((lab * m).flatten(1).sum(1) / m.sum().clamp(min=1e-6)).tolist()
+    return dict(skin=mean(g["skin"]), brows=mean((g["brow_sdf"] < 0).float()),
+                lips=mean(((g["lips_sdf"] < -0.01) & (g["mouth_sdf"] > 0.01)).float()))
 
 # %% ../nbs/08b_cosmetics.ipynb #c028
 def render_on_photo(image: Image.Image, face, aligned, model: Cosmetics, smooth: float = 0.05) -> tuple:
-    "The photo with `face` made up by `model` at the photo's own resolution, and the photo-pixel mask of what may change."
+    "The photo with `face` made up by `model` at the photo's own resolution, and the photo-pixel mask of what changed."
     lm = face.landmarks68
     if lm is None: raise LandmarkError("the face has no 68 landmarks (detect with landmarks68=True)")
-    canvas = face_canvas(lm, image.size)
-    x0, y0, w, h = canvas
-    dev = model.centre.device
-    masks = region_masks(lm, canvas, model.names, wing=model.look.wing).to(dev)
+    x0, y0, w, h = canvas = face_canvas(lm, image.size)
+    dev = next(model.parameters()).device
+    fields = face_fields(lm, canvas)
     arr = np.array(image.convert("RGB"))
     crop = torch.from_numpy(arr[y0:y0 + h, x0:x0 + w].astype(np.float32) / 255).permute(2, 0, 1)[None].to(dev)
     with torch.no_grad():
-        out = model.render(crop, masks[None], photo_grid(aligned.matrix, canvas, aligned.size).to(dev),
-                           smooth * face_frame(lm)["u"])
+        out = model.render(crop, fields, smooth * face_frame(lm)["u"])
     out8 = (out[0].permute(1, 2, 0) * 255).round().clamp(0, 255).byte().cpu().numpy()
-    inside = (masks.sum(0) > 0).cpu().numpy()
     region = arr[y0:y0 + h, x0:x0 + w]
-    region[inside] = out8[inside]  # outside every mask the photo keeps its own bits
+    inside = (out8 != region).any(-1)
+    region[inside] = out8[inside]  # wherever the makeup does not reach, the photo keeps its own bits
     changed = np.zeros(arr.shape[:2], bool)
     changed[y0:y0 + h, x0:x0 + w] = inside
     return Image.fromarray(arr), changed
@@ -486,12 +775,15 @@ def render_on_photo(image: Image.Image, face, aligned, model: Cosmetics, smooth:
 # %% ../nbs/08b_cosmetics.ipynb #c031
 @dataclass
 class CosmeticsConfig:
-    "Settings of the makeup search: Adam on the look's parameters, EOT for transfer, margin and regularisers."
+    "Settings of the makeup search: strength, Adam on the look's parameters, EOT for transfer, margin and regulariser."
+    strength: float | str = "natural" # how far the products may go: subtle, natural, bold, max or 0.1-1 (STRENGTHS)
     steps: int = 60
     lr: float = 0.25
     lambda_adv: float = 1.0
     lambda_reg: float = 0.02
     lambda_clip: float = 0.3
+    lambda_show: float = 1.0         # the asked-for product must show: mean dE on its zone at least `show_dE`
+    show_dE: float = 9.0             # (the look report asks for 8 on the low-passed photo)
     margin: float = 0.3              # aim this far past each model's threshold (relative: dlib 0.6 -> 0.78)
     temperature: float = 0.05        # softness of the margin hinge
     eot_samples: int = 3             # augmented copies per step besides the clean face
@@ -502,11 +794,12 @@ class CosmeticsConfig:
     jpeg_quality: tuple | None = (70, 95)
     resize: tuple | None = (0.5, 1.0)
     blur_sigma: tuple | None = (0.0, 1.0)  # px at 256
+    flip: bool = True                # every other copy mirrored (recognisers that also look at the mirror image)
+    tone: float = 0.08               # brightness/contrast jitter of the copies (another camera, another filter)
     stop_margin: float | None = 0.25 # stop once the clean face and every EOT copy are this far past (dlib: 0.75), since
                                      # dlib's own detector and chip, and the person's other photos, see the face a little
                                      # differently (measured: 0.05-0.15 less than the port on our alignment)
-    grid: int = 16                   # colour-field cells across the face (16: about a fifth of the eye distance)
-    texture_grid: int = 32
+    trial_steps: int = 20            # a face left unprotected: steps of a trial at the next strength (None/0: no trial)
     smooth: float = 0.05             # the 'own colour' a product replaces: blur sigma in eye distances
     far: float = 0.01
     seed: int = 0
@@ -527,6 +820,9 @@ def transfer_eot(x: torch.Tensor, gen: torch.Generator, cfg: CosmeticsConfig) ->
     "One EOT draw of faces in [-1,1]: alignment jitter, perspective, slight blur, resize and JPEG (a posted photo, another recogniser)."
     from c2p.makeup import eot
     x = jitter(x, gen, cfg.shift, cfg.scale, cfg.rotate)
+    if cfg.tone:  # the same face under another exposure and contrast
+        gain, offset = 1 + cfg.tone * (torch.rand(2, generator=gen) * 2 - 1)
+        x = ((x + 1) / 2 * gain + (offset - 1) / 2).clamp(0, 1) * 2 - 1
     if cfg.blur_sigma:
         lo, hi = cfg.blur_sigma
         x = blur(x, float(lo + (hi - lo) * torch.rand(1, generator=gen)) * x.shape[-1] / 256)
@@ -559,12 +855,72 @@ class CosmeticsResult:
     mode: str
     stopped_early: bool = False
     seconds: float = 0.0
+    strength: float = 0.5
+    stronger: dict | None = None   # unprotected: what a trial at the next strength reached (strength, scores, protected)
 
-def cosmetic_search(face: torch.Tensor, masks: torch.Tensor, look: Look, *, surrogates, mode: str = "dodging",
+def show_zones(fields: dict) -> dict:
+    "Masks [1,1,h,w] of the zones where an asked-for product must show: the lips, and the lids around the eyes."
+    g = {n: fields["grid"][i][None, None] for i, n in enumerate(FIELD_NAMES)}
+    eyes = 0
+    for side in ("r", "l"):
+        s, above = g[f"{side}_s"], g[f"{side}_above"] > 0
+        near = ((above & (g[f"{side}_t"] < 1.3)) | (~above & (g[f"{side}_lo"] < 0.25))) & (s > -0.35) & (s < 1.35)
+        eyes = eyes + near.float()
+    return dict(lips=((g["lips_sdf"] < 0) & (g["mouth_sdf"] > 0)).float(), eyes=eyes.clamp(max=1) * (g["eyes_hole"] > 0.5).float())
+
+def show_loss(x: torch.Tensor, face: torch.Tensor, zones: dict, groups, target: float) -> torch.Tensor:
+    "Hinge on each asked-for group's mean colour change (dE) over its zone: 0 once it reaches `target`."
+    if not groups: return x.new_zeros(())
+    dE = (rgb_to_lab((x + 1) / 2) - rgb_to_lab((face + 1) / 2)).pow(2).sum(1, keepdim=True).add(1e-6).sqrt()
+    return torch.stack([F.relu(target - (dE * zones[g]).sum() / zones[g].sum().clamp(min=1)) / target for g in groups]).sum()
+
+def _search_loop(model, rgb, fields, sigma, ref, surrogates, opt, cfg, gen, mode, steps, makeup_loss=None, face=None,
+                 callback=None, bar=None) -> tuple:
+    "Adam steps on the makeup `model` until every view is past the stop margin; the history and whether it stopped early."
+    from c2p.search import ensemble_members, match_margin, pair_scores
+    members, history, zones = ensemble_members(surrogates), [], show_zones(fields)
+    for step in range(steps):
+        x = model.render(rgb, fields, sigma) * 2 - 1
+        views = [transfer_eot(x, gen, cfg) for _ in range(cfg.eot_samples)]
+        if cfg.flip: views = [v.flip(-1) if i % 2 == 0 else v for i, v in enumerate(views)]
+        embs = surrogates.embed_all(torch.cat([x] + views))
+        mrg = margins(surrogates, embs, ref, cfg.far)
+        adv = identity_loss(mrg, mode, cfg.margin, cfg.temperature)
+        reg = model.regulariser()
+        clip = makeup_loss(face, x) if makeup_loss is not None and cfg.lambda_clip else x.new_zeros(())
+        show = show_loss(x, face, zones, model.look.shown, cfg.show_dE) if cfg.lambda_show else x.new_zeros(())
+        loss = cfg.lambda_adv * adv + cfg.lambda_reg * reg + cfg.lambda_clip * clip + cfg.lambda_show * show
+        scores = pair_scores(surrogates, {k: v.detach()[:1] for k, v in embs.items()}, ref)
+        worst = {k: float((m if mode == "dodging" else -m).detach().max()) for k, m in mrg.items()}  # the least fooled view
+        rec = dict(step=step, **{k: float(v.detach()) for k, v in dict(loss=loss, adv=adv, reg=reg, clip=clip, show=show).items()}, scores=scores,
+                   margins={k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}, worst=worst,
+                   strength=model.strength)
+        history.append(rec)
+        if bar is not None: bar.update(1); bar.set_postfix({k: f"{v:.3f}" for k, v in scores.items()})
+        if callback is not None:
+            callback({**rec, "stage": "search", "total": cfg.steps, "image": x.detach()})
+        if cfg.stop_margin is not None and all(v < -cfg.stop_margin for v in worst.values()):
+            return history, True
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return history, False
+
+def _final_scores(model, rgb, fields, sigma, ref, surrogates, cfg, mode) -> tuple:
+    "The rendered face [1,3,S,S] in [-1,1], its scores per surrogate and whether every surrogate is fooled."
+    from c2p.search import ensemble_members, match_margin, pair_scores
+    with torch.no_grad():
+        x = model.render(rgb, fields, sigma) * 2 - 1
+        scores = pair_scores(surrogates, surrogates.embed_all(x), ref)
+    members = ensemble_members(surrogates)
+    mrg = {k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}
+    return x, scores, mrg, all((m < 0) == (mode == "dodging") for m in mrg.values())
+
+def cosmetic_search(face: torch.Tensor, fields: dict, look: Look, *, surrogates, mode: str = "dodging",
                     target_face=None, cfg: CosmeticsConfig | None = None, makeup_loss=None, callback=None,
                     progress: bool = True, desc: str = "makeup") -> CosmeticsResult:
-    "Optimise the look's shades, opacities, colour fields and shimmer on aligned `face` [1,3,S,S] to fool `surrogates`."
-    from c2p.search import ensemble_members, match_margin, pair_scores
+    "Optimise the look's amounts, placement and shades on aligned `face` [1,3,S,S] (its `face_fields`) to fool `surrogates`."
+    import copy
     cfg = cfg or CosmeticsConfig()
     if mode not in ("dodging", "impersonation"):
         raise InputError(f"unknown mode {mode!r}: use dodging or impersonation")
@@ -574,45 +930,26 @@ def cosmetic_search(face: torch.Tensor, masks: torch.Tensor, look: Look, *, surr
     gen = torch.Generator().manual_seed(cfg.seed)
     S = face.shape[-1]
     rgb = ((face + 1) / 2).clamp(0, 1)
-    masks = masks[None] if masks.dim() == 3 else masks
-    u = S * 0.3125  # eye distance of an FFHQ-aligned face, in pixels
-    sigma = cfg.smooth * u
-    model = Cosmetics(look, region_colours(rgb, masks, look.names), cfg.grid, cfg.texture_grid).to(face.device)
-    coords = aligned_grid(S, 1, face.device)
+    sigma = cfg.smooth * S * 0.3125  # an FFHQ-aligned face's eye distance is 0.3125 of its size
+    model = Cosmetics(look, own_colours(rgb, fields), strength_value(cfg.strength)).to(face.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     with torch.no_grad():
         ref = surrogates.embed_all(face if mode == "dodging" else target_face.to(face.device))
-    members = ensemble_members(surrogates)
-    history, stopped = [], False
-    bar = tqdm(range(cfg.steps), desc=desc, leave=False, disable=not progress)
-    for step in bar:
-        x = model.render(rgb, masks, coords, sigma) * 2 - 1
-        batch = torch.cat([x] + [transfer_eot(x, gen, cfg) for _ in range(cfg.eot_samples)])
-        embs = surrogates.embed_all(batch)
-        mrg = margins(surrogates, embs, ref, cfg.far)
-        adv = identity_loss(mrg, mode, cfg.margin, cfg.temperature)
-        reg = model.regulariser()
-        clip = makeup_loss(face, x) if makeup_loss is not None and cfg.lambda_clip else x.new_zeros(())
-        loss = cfg.lambda_adv * adv + cfg.lambda_reg * reg + cfg.lambda_clip * clip
-        scores = pair_scores(surrogates, {k: v.detach()[:1] for k, v in embs.items()}, ref)
-        worst = {k: float((m if mode == "dodging" else -m).detach().max()) for k, m in mrg.items()}  # the least fooled view
-        rec = dict(step=step, loss=loss.item(), adv=adv.item(), reg=reg.item(), clip=float(clip), scores=scores,
-                   margins={k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}, worst=worst)
-        history.append(rec)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in scores.items()})
-        if callback is not None:
-            callback({**rec, "stage": "search", "total": cfg.steps, "image": x.detach()})
-        if cfg.stop_margin is not None and all(v < -cfg.stop_margin for v in worst.values()):
-            stopped = True
-            break
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        x = (model.render(rgb, masks, coords, sigma) * 2 - 1)
-        final = surrogates.embed_all(x)
-        scores = pair_scores(surrogates, final, ref)
-        mrg = {k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}
+    bar = tqdm(total=cfg.steps, desc=desc, leave=False, disable=not progress)
+    history, stopped = _search_loop(model, rgb, fields, sigma, ref, surrogates, opt, cfg, gen, mode, cfg.steps,
+                                    makeup_loss, face, callback, bar)
     bar.close()
+    x, scores, mrg, fooled = _final_scores(model, rgb, fields, sigma, ref, surrogates, cfg, mode)
+    stronger = None
+    if not fooled and cfg.trial_steps and cfg.lambda_adv > 0 and model.strength < 1.0:
+        # would a stronger setting protect it? go on from here, on a copy, at the next strength up
+        trial = copy.deepcopy(model)
+        trial.strength = min((v for v in STRENGTHS.values() if v > model.strength + 1e-6), default=1.0)
+        t_opt = torch.optim.Adam(trial.parameters(), lr=cfg.lr)
+        t_opt.load_state_dict(opt.state_dict())
+        _search_loop(trial, rgb, fields, sigma, ref, surrogates, t_opt, cfg, gen, mode, cfg.trial_steps, face=face)
+        _, t_scores, _, t_fooled = _final_scores(trial, rgb, fields, sigma, ref, surrogates, cfg, mode)
+        stronger = dict(strength=strength_name(trial.strength), scores=t_scores, protected=t_fooled)
     return CosmeticsResult(image=x, model=model, history=history, scores=scores, margins=mrg, mode=mode,
-                           stopped_early=stopped, seconds=time.perf_counter() - t0)
+                           stopped_early=stopped, seconds=time.perf_counter() - t0, strength=model.strength,
+                           stronger=stronger)

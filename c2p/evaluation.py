@@ -29,9 +29,9 @@ __all__ = ['FARS', 'MODES', 'METRICS', 'VARIANTS', 'ALEXNET_FILE', 'DLIB_THRESHO
            'load_lpips', 'lpips_distance', 'box_mask', 'region_quality', 'dlib_models', 'dlib_descriptors', 'box_iou',
            'pick_face', 'dlib_distance', 'DlibJudge', 'TorchJudge', 'load_judges', 'EvalPair', 'evaluate_pairs',
            'role_of', 'psr_table', 'count_scored', 'quality_means', 'format_psr_table', 'find_reports',
-           'pairs_from_report', 'losses_from_history', 'evaluate_folder', 'place_face', 'make_fake_protect_folder',
-           'report_figure', 'write_report_figures', 'held_out_column', 'format_leave_one_out', 'leave_one_out_protocol',
-           'add_command', 'run_evaluate', 'run_leave_one_out']
+           'pairs_from_report', 'losses_from_history', 'look_summary', 'evaluate_folder', 'place_face',
+           'make_fake_protect_folder', 'report_figure', 'write_report_figures', 'held_out_column',
+           'format_leave_one_out', 'leave_one_out_protocol', 'add_command', 'run_evaluate', 'run_leave_one_out']
 
 # %% ../nbs/10_evaluation.ipynb #f1e02ffc
 #: the false acceptance rates at which the paper reports PSR
@@ -470,6 +470,12 @@ def format_psr_table(results: dict, far_for_variants: float = 0.01) -> str:
         lines.append(f"skipped {', '.join(names)}: {why}{hint}")
     for reg, vals in quality_means(results).items():
         lines.append(f"quality ({reg}, mean): " + ", ".join(f"{k.upper()} {v:.4g}" for k, v in vals.items()))
+    looks = results.get("looks") or {}
+    if looks.get("counts"):  # what people would see: the look reports of c2p protect
+        c, m = looks["counts"], looks["means"]
+        lines.append(f"look: {sum(c.values())} faces, " + ", ".join(f"{n} {k}" for k, n in sorted(c.items(), key=lambda kv: -kv[1]))
+                     + (f" ({'; '.join(f'{r}: {n}' for r, n in looks['reasons'].items())})" if looks.get("reasons") else "")
+                     + "; mean " + ", ".join(f"{k} {m[k]:.1f}" for k in ("skin_dE95", "blotch", "hot", "dark", "grey_green") if k in m))
     for note in results.get("notes", []) + [f"{r['name']}: {n}" for r in results["pairs"] for n in r["notes"]]:
         lines.append(f"note: {note}")
     return "\n".join(lines)
@@ -556,6 +562,20 @@ def _folder_pairs(reports, notes: list):
             notes.append(str(e)); continue
         yield from pairs
 
+def look_summary(reports) -> dict:
+    "What the reports' look reports (c2p.looks) say, over every face: verdict counts, reasons, mean bare-skin numbers."
+    counts, reasons, nums = {}, {}, {}
+    for p in reports:
+        try: faces = json.loads(Path(p).read_text()).get("faces") or []
+        except (OSError, ValueError): continue
+        for f in faces:
+            lk = f.get("look") if isinstance(f, dict) else None
+            if not isinstance(lk, dict) or "verdict" not in lk: continue
+            counts[lk["verdict"]] = counts.get(lk["verdict"], 0) + 1
+            if lk["verdict"] != "natural" and lk.get("reason"): reasons[lk["reason"]] = reasons.get(lk["reason"], 0) + 1
+            for k, v in (lk.get("numbers") or {}).items(): nums.setdefault(k, []).append(float(v))
+    return dict(counts=counts, reasons=reasons, means={k: float(np.mean(v)) for k, v in nums.items()})
+
 def evaluate_folder(folder, models=None, variants=("clean", "jpeg90", "jpeg75", "resize0.5"), quality: bool = True,
                     lpips_net="auto", json_out=None, overwrite: bool = False, device=None, progress: bool = False) -> dict:
     "Evaluate every protected photo `c2p protect` wrote in `folder`: PSR inputs per model/variant, image quality, notes."
@@ -577,6 +597,7 @@ def evaluate_folder(folder, models=None, variants=("clean", "jpeg90", "jpeg75", 
                          progress=progress, total=len(reports))
     if not res["pairs"]: raise InputError(f"{folder}: no protected photo could be evaluated: {'; '.join(notes)}")
     res["folder"], res["skipped"], res["notes"] = str(folder), skipped, notes
+    res["looks"] = look_summary(reports)
     if quality and lpips_net is None: res["notes"].append("LPIPS not computed: its AlexNet backbone is not cached")
     if json_out is not None:
         write_text_atomic(json_out, json.dumps(_jsonable(res), indent=1, allow_nan=False), overwrite=overwrite)

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .core import C2PError, InputError, NoFaceError, OutputExistsError, get_device, seed_everything
-from .cosmetics import CosmeticsConfig
+from .cosmetics import CosmeticsConfig, strength_name, strength_value
 from .search import SearchConfig, adversarial_search, ensemble_members, match_margin, set_noise_strength, pair_scores, parse_layers, threshold_of
 
 # %% auto #0
@@ -298,7 +298,7 @@ def protect_face(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *
 def protect_face_cosmetics(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *, look, target_face=None,
                            callback=None, progress: bool = True, index: int = 0, n_faces: int = 1) -> FaceResult:
     "Align one face, place the look's regions from its landmarks, search the makeup, and render it at photo resolution."
-    from c2p.cosmetics import check_landmarks, cosmetic_search, parse_prompt, region_masks, render_on_photo
+    from c2p.cosmetics import check_landmarks, cosmetic_search, face_fields, parse_prompt, render_on_photo
     from c2p.faces import align_face, landmarks68, pil_to_tensor
     tags = dict(face=index, n_faces=n_faces)
     timings, t = {}, time.perf_counter()
@@ -307,9 +307,9 @@ def protect_face_cosmetics(models: Models, cfg: ProtectConfig, image, face, make
     aligned = align_face(image, face, size=cfg.size)
     x = pil_to_tensor(aligned.image).to(models.device)
     look = parse_prompt(look) if isinstance(look, str) else look
-    masks = region_masks(aligned.to_aligned(face.landmarks68), (0, 0, cfg.size, cfg.size), look.names, wing=look.wing)
+    fields = face_fields(aligned.to_aligned(face.landmarks68), (0, 0, cfg.size, cfg.size))
     timings["align"] = time.perf_counter() - t; t = time.perf_counter()
-    result = cosmetic_search(x, masks.to(models.device), look, surrogates=models.surrogates, mode=cfg.mode,
+    result = cosmetic_search(x, fields, look, surrogates=models.surrogates, mode=cfg.mode,
                              target_face=target_face, cfg=cfg.cosmetics, makeup_loss=makeup_loss, progress=progress,
                              desc=f"face {index + 1}/{n_faces}", callback=_relay(callback, **tags))
     timings["search"] = time.perf_counter() - t
@@ -367,6 +367,16 @@ def _fr_crop(size: int, box, antialias: bool) -> dict:
 
 def _rounded(d: dict, n: int = 4) -> dict:
     return {k: round(float(v), n) for k, v in d.items()}
+
+def _look_of(image, out, face, look) -> dict:
+    "The look report (c2p.looks) of one face: the photo before and after, from the original's 68 landmarks."
+    from c2p.faces import landmarks68
+    from c2p.looks import look_report
+    lm = face.landmarks68 if getattr(face, "landmarks68", None) is not None else landmarks68(image, face)
+    return look_report(image, out, lm, products=look.shown if look is not None else (), blush=look is not None and look.blush)
+
+def _rounded_stronger(s: dict | None) -> dict | None:
+    return None if s is None else {**s, "scores": _rounded(s["scores"])}
 
 def parse_look(prompt, cfg: ProtectConfig):
     "The cosmetics renderer's look for `prompt` (c2p.cosmetics.parse_prompt), or None for the generator; fails on a bad prompt."
@@ -430,6 +440,7 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
         before = pair_scores(models.judges, _judge(models, fr.reconstruction, box, aa), ref)
         after = pair_scores(models.judges, _judge(models, after_x, box, aa), ref)
         results.append(fr)
+        look_rep = _look_of(image, out, face, look)
         reports.append(dict(
             index=i, box=[round(float(v), 1) for v in face.box], reference="original face" if cfg.mode == "dodging" else "target",
             scores_before=_rounded(before), scores_after=_rounded(after), thresholds=_rounded(thresholds),
@@ -437,7 +448,8 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
             psnr_reconstruction=_psnr(fr.reconstruction.cpu(), fr.original.cpu()),
             psnr_protected=_psnr(after_x, fr.original.cpu()),
             fr_crop=_fr_crop(cfg.size, box, aa), reference_fr_crop=_fr_crop(cfg.size, ref_box, aa),
-            stopped_early=fr.search.stopped_early, steps=len(fr.search.history),
+            stopped_early=fr.search.stopped_early, steps=len(fr.search.history), look=look_rep,
+            **({"strength": strength_name(fr.search.strength), "stronger": _rounded_stronger(fr.search.stronger)} if look is not None else {}),
             history=[{k: (_rounded(v) if isinstance(v, dict) else round(v, 5) if isinstance(v, float) else v)
                       for k, v in h.items()} for h in fr.search.history],
             timings=_rounded(fr.timings, 3)))
@@ -627,6 +639,7 @@ def validate_config(cfg: ProtectConfig) -> ProtectConfig:
     check_number("--lambda-clip", s.lambda_clip, 0, 1e6)
     check_number("--lambda-lat", cfg.search.lambda_lat, 0, 1e6)
     check_number("--seed", cfg.seed, 0, 2**32 - 1, integer=True)
+    strength_value(cfg.cosmetics.strength)  # a word or a number in range, else one line
     for name in ("lr", "inversion_lr", "pti_lr"):
         check_number(name, getattr(s if name == "lr" else cfg, name), 0, 10)
     check_number("far", cfg.far, 0, 1, lo_open=True)
@@ -756,11 +769,21 @@ def face_verdicts(report: dict) -> tuple[bool, str]:
         ok, bad = [m for m in prot if prot[m]], [m for m in prot if not prot[m]]
         every &= bool(prot) and not bad
         label = f"face {i + 1}" if len(report["faces"]) > 1 else "the face"
-        if prot and not bad: parts.append(f"{label} protected against {', '.join(map(detail, ok))}")
+        at = f" at {f['strength']} strength" if f.get("strength") else ""
+        if prot and not bad: line = f"{label} protected{at} against {', '.join(map(detail, ok))}"
         else:
             still = "still matched by" if report.get("mode", "dodging") == "dodging" else "not taken for the target by"
-            parts.append(f"{label} NOT protected: {still} {', '.join(map(detail, bad)) or 'no model judged it'}"
-                         + (f"; protected against {', '.join(ok)}" if ok else ""))
+            line = (f"{label} NOT protected{at}: {still} {', '.join(map(detail, bad)) or 'no model judged it'}"
+                    + (f"; protected against {', '.join(ok)}" if ok else ""))
+            s = f.get("stronger")
+            if s:  # what a trial at the next strength reached: truthfully, either way
+                best = ", ".join(f"{m} {v:.3f}" for m, v in s["scores"].items())
+                line += (f"; --strength {s['strength']} would protect it (trial: {best})" if s["protected"]
+                         else f"; --strength {s['strength']} would not either (trial: {best})")
+        if f.get("look"):
+            from c2p.looks import verdict_line
+            line += f"; {verdict_line(f['look'])}"
+        parts.append(line)
     return every, "; ".join(parts)
 
 # %% ../nbs/09_pipeline.ipynb #92984d4b
@@ -783,6 +806,8 @@ def add_command(subparsers):
     p.add_argument("--preset", choices=PRESETS, default=PRESETS[0],
                    help="makeup (default): cosmetics in face regions, offline on a CPU; paper: the published method with real "
                         "checkpoints (GPU); tiny: the paper's classes at tiny size with random weights (tests the GAN pipeline)")
+    p.add_argument("--strength", help="makeup preset: how far the makeup may go: subtle, natural (default), bold, max, "
+                   "or a number from 0.1 to 1; the skin stays skin at every strength")
     p.add_argument("--steps", type=int, help="search steps, 1 or more (paper: 50)")
     p.add_argument("--lambda-adv", type=float, help="weight of the adversarial loss, 0 or more (paper: 0.7; 0 turns protection off)")
     p.add_argument("--lambda-clip", type=float, help="weight of the makeup loss, 0 or more (paper: 0.3)")
@@ -806,7 +831,7 @@ def run_protect(args) -> int:
         raise InputError("--target is only used with --mode impersonation")
     overrides = dict(steps=args.steps, lambda_adv=args.lambda_adv, lambda_clip=args.lambda_clip, lambda_lat=args.lambda_lat,
                      layers=parse_layers(args.layers) if args.layers else None, pti_steps=args.pti_steps,
-                     held_out=getattr(args, "held_out", None))
+                     held_out=getattr(args, "held_out", None), strength=getattr(args, "strength", None))
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
     statuses = protect_files(args.photos, args.out, args.prompt, preset=args.preset, mode=args.mode, target=args.target,
                              device=args.device, seed=args.seed, overwrite=args.overwrite, progress=not args.quiet,

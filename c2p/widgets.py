@@ -155,8 +155,14 @@ def verdict(report: dict) -> str:
     for i, face in enumerate(report.get("faces", [])):
         ok = face.get("protected", {})
         fooled = [m for m, v in ok.items() if v]
-        out.append(f"Face {i + 1}: protected against {', '.join(fooled)}." if fooled else
-                   f"Face {i + 1}: not yet protected (try more iterations or a larger lambda_adv).")
+        s = face.get("stronger")
+        hint = (f"--strength {s['strength']} would protect it" if s["protected"] else f"not even at {s['strength']}") if s else \
+            "try more iterations or a larger lambda_adv"
+        line = (f"Face {i + 1}: protected against {', '.join(fooled)}." if fooled else f"Face {i + 1}: not yet protected ({hint}).")
+        if face.get("look"):  # what people will see: the look report
+            from c2p.looks import verdict_line
+            line += f" {verdict_line(face['look']).capitalize()}."
+        out.append(line)
     return " ".join(out)
 
 def status_line(info: dict, mode: str = "dodging") -> str:
@@ -224,6 +230,8 @@ class Studio:
         self.lambda_adv = W.FloatSlider(0.7, min=0, max=2, step=0.05, description="lambda_adv", style=style, layout=wide)
         self.lambda_lat = W.FloatSlider(0.01, min=0, max=0.2, step=0.005, readout_format=".3f", description="lambda_lat", style=style, layout=wide)
         self.steps = W.IntSlider(50, min=1, max=300, description="Iterations", style=style, layout=wide)
+        self.strength = W.SelectionSlider(options=["subtle", "natural", "bold", "max"], value="natural", description="Strength",
+                                          style=style, layout=wide)  # the makeup preset: how far the makeup may go
         self.preset = W.Dropdown(options=list(PRESETS), value=preset or PRESETS[0], description="Preset", style=style)
         import torch
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -242,10 +250,10 @@ class Studio:
         self.download = W.HTML("")
         self._clear_result()
         self.controls = [self.photo, self.upload, self.prompt, self.examples, self.mode, self.lambda_clip, self.lambda_adv,
-                         self.lambda_lat, self.steps, self.preset, self.device, self.run_button]
+                         self.lambda_lat, self.steps, self.strength, self.preset, self.device, self.run_button]
         left = W.VBox([W.HTML("<h3>Your photo</h3>"), self.photo, self.upload, W.HTML("<h3>Makeup</h3>"), self.prompt,
                        self.examples, W.HTML("<h3>Protection</h3>"), self.mode, self.target, self.target_upload,
-                       self.lambda_adv, self.lambda_clip, self.lambda_lat, self.steps, W.HBox([self.preset, self.device]),
+                       self.strength, self.lambda_adv, self.lambda_clip, self.lambda_lat, self.steps, W.HBox([self.preset, self.device]),
                        W.HBox([self.run_button, self.stop_button]), self.progress, self.status, self.message])
         right = W.VBox([W.HTML("<h3>Preview</h3>"), self.preview, W.HTML("<h3>Before / after</h3>"),
                         self.before_after, self.faces_view, self.bars, self.download])
@@ -330,7 +338,7 @@ class Studio:
             self.result = protect(photo, self.prompt.value, preset=self.preset.value, mode=self.mode.value, target=target,
                                   device=self.device.value, callback=self._on_progress, steps=self.steps.value,
                                   lambda_adv=self.lambda_adv.value, lambda_clip=self.lambda_clip.value,
-                                  lambda_lat=self.lambda_lat.value, **quiet)
+                                  lambda_lat=self.lambda_lat.value, **({"strength": self.strength.value} if self.preset.value == "makeup" else {}), **quiet)
             self._show(photo, self.result)
             self.progress.value = 1.0
             self.status.value = f"Done in {time.time() - t0:.0f} s. {verdict(self.result.report)}"

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from c2p.core import shared_dir
-from c2p.cosmetics import face_canvas, parse_prompt, region_masks
+from c2p.cosmetics import face_canvas
 from c2p.evaluation import DLIB_THRESHOLD, dlib_descriptors, pick_face
 from c2p.faces import detect_faces, load_photo
 from c2p.pipeline import load_models, protect, protect_files
@@ -40,13 +40,15 @@ def test_group_photo_both_faces_leave_dlib_and_stay_makeup(models, tmp_path):
     shutil_src = tmp_path / "in" / "two_people.png"  # PNG: the pixels outside the makeup must keep their exact bits
     shutil_src.parent.mkdir()
     Image.open(GROUP).convert("RGB").save(shutil_src)
+    # bold: the strength at which both faces leave dlib (the default, natural, says so and stops short on these two)
     statuses = protect_files([shutil_src], tmp_path / "out", "red lipstick, smoky eyes", models=models, progress=False,
-                             log=lambda m: None)
+                             log=lambda m: None, strength="bold")
     assert [s["status"] for s in statuses] == ["done"], statuses
     out = Path(statuses[0]["output"])
     rep = json.loads(Path(statuses[0]["report"]).read_text())
     assert rep["preset"] == "makeup" and rep["renderer"] == "cosmetics" and len(rep["faces"]) == 2
     assert "lips (red)" in rep["look"] and "eyeshadow (smoky)" in rep["look"]
+    assert all(f["strength"] == "bold" and f["look"]["ok"] for f in rep["faces"])  # the look report: every bound held
     before, after = load_photo(shutil_src).image, load_photo(out).image
     # dlib itself, on the written file: each face is far from every photo of its person (left: Obama, right: Biden)
     for face, person in zip(rep["faces"], ("obama", "biden")):
@@ -54,13 +56,12 @@ def test_group_photo_both_faces_leave_dlib_and_stay_makeup(models, tmp_path):
         d0 = float(np.linalg.norm(descriptor(before, face["box"]) - descriptor(load_photo(REFS[person][0]).image)))
         print(person, "before", round(d0, 3), "after", [round(v, 3) for v in d])
         assert d0 < DLIB_THRESHOLD < min(d)  # the same person before, no longer after
-    # outside the union of the look's masks every pixel keeps its bits
-    look = parse_prompt("red lipstick, smoky eyes")
+    # outside the faces' makeup canvases every pixel keeps its bits
     a0, a1 = np.asarray(before), np.asarray(after)
     inside = np.zeros(a0.shape[:2], bool)
     for f in detect_faces(before, landmarks68=True):
         x0, y0, w, h = face_canvas(f.landmarks68, before.size)
-        inside[y0:y0 + h, x0:x0 + w] |= region_masks(f.landmarks68, (x0, y0, w, h), look.names, wing=look.wing).sum(0).numpy() > 0
+        inside[y0:y0 + h, x0:x0 + w] = True
     assert np.array_equal(a0[~inside], a1[~inside])
     changed = (a0 != a1).any(-1)
     assert changed.any() and changed.mean() < 0.15
@@ -72,6 +73,30 @@ def test_without_the_adversarial_loss_the_look_still_matches(models):
     d = float(np.linalg.norm(descriptor(res.image) - descriptor(load_photo(photo).image)))
     print("control", round(d, 3))
     assert d < DLIB_THRESHOLD and res.report["faces"][0]["protected"] == {"dlib": False}
+    assert res.report["faces"][0]["stronger"] is None  # no trial at a stronger setting when protection is off
+
+
+def test_strength_natural_keeps_the_skin_and_says_what_a_stronger_setting_would_do(models):
+    photo = REFS["obama"][0]
+    res = protect(photo, "red lipstick", models=models, progress=False)
+    face = res.report["faces"][0]
+    look = face["look"]
+    print("natural", face["scores_after"], face["stronger"], look["numbers"])
+    assert face["strength"] == "natural" and look["ok"] and look["shows"]["lips"]["shows"]
+    assert face["scores_after"]["dlib"] > face["scores_before"]["dlib"] + 0.3
+    if not face["protected"]["dlib"]:  # then the report says truthfully what the next strength reached
+        s = face["stronger"]
+        assert s["strength"] == "bold" and isinstance(s["protected"], bool) and s["scores"]["dlib"] > face["scores_after"]["dlib"]
+
+
+@pytest.mark.parametrize("strength, words", [("loud", "unknown strength"), ("1.5", "out of range")])
+def test_bad_strength_is_refused_before_any_work(tmp_path, strength, words):
+    exe = Path(sys.executable).with_name("c2p")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from c2p.cli import run; run()"]
+    r = subprocess.run(cmd + ["protect", str(REFS["biden"][0]), "--out", str(tmp_path / "out"), "--prompt", "red lipstick",
+                              "--strength", strength], capture_output=True, text=True, timeout=300)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("prompt, words", [("zorblax quux", "does not understand"), ("x" * 10_000, "characters long"),

@@ -1,10 +1,11 @@
 """The makeup preset's protocol on the developers' shared photos (needs ../shared/faces): dodging with several prompts,
 judged by dlib itself (its own detector and chip) on the saved photos, against every photo of the same person.
 
-    python tools/makeup_protocol.py [--prompts "red lipstick;smoky eyes;natural pink blush"] [--out DIR] [--steps N]
+    python tools/makeup_protocol.py [--prompts "red lipstick;smoky eyes;..."] [--out DIR] [--steps N] [--strength S]
 
 Prints one row per face and prompt (distances to the person's photos before/after, after JPEG 75 and a 0.5x resize,
-the lambda_adv = 0 control, PSNR per region, seconds) and the totals. Numbers, not a test: the README quotes them.
+the lambda_adv = 0 control, the look report's numbers and verdict, seconds) and the totals, and writes a before/after
+sheet per face (sheet_*.png) into the output folder. Numbers, not a test: the README quotes them.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from c2p.core import shared_dir
 from c2p.cosmetics import parse_prompt, region_masks, face_canvas
 from c2p.evaluation import DLIB_THRESHOLD, DlibJudge, recompress, rescale
 from c2p.faces import load_photo
-from c2p.pipeline import load_models, protect
+from c2p.looks import look_report
+from c2p.pipeline import ProtectConfig, load_models, protect
 
 def region_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float | None:
     "PSNR (dB) of two uint8 images over the pixels where `mask` is true (None if identical there)."
@@ -33,7 +35,8 @@ def region_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float | None:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--prompts", default="red lipstick;smoky eyes;natural pink blush")
+    ap.add_argument("--prompts", default="red lipstick;smoky eyes;dark plum lips and winged liner;natural pink blush;nude lips")
+    ap.add_argument("--strength", default=None, help="subtle, natural (default), bold, max or 0.1-1")
     ap.add_argument("--out", default=None)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
@@ -54,11 +57,11 @@ def main(argv=None):
     emb = {}  # descriptor of every original photo's largest face
     for name, ps in photos.items():
         for p in ps: emb[p] = judge.embed(load_photo(p).image)
-    models = load_models("makeup", device="cpu")
+    models = load_models(ProtectConfig.makeup(**({"strength": args.strength} if args.strength else {})), device="cpu")
     control = load_models(models.config.override(lambda_adv=0.0), device="cpu")
     jobs = [] if args.group_only else [(name, p, None) for name, ps in photos.items() for p in ps]
     if args.people is None or "group" in args.people: jobs += [("obama", group, 0), ("biden", group, 1)]  # left to right
-    rows = []
+    rows, sheets = [], {}
     for prompt in args.prompts.split(";"):
         for name, path, face_i in jobs:
             t = time.perf_counter()
@@ -93,12 +96,19 @@ def main(argv=None):
             m = region_masks(lm, (x0, y0, w, h), look.names, wing=look.wing).numpy() > 0.5
             full = lambda mm: np.pad(mm, ((y0, a0.shape[0] - y0 - h), (x0, a0.shape[1] - x0 - w)))
             psnr = {n: region_psnr(a0, a1, full(m[i])) for i, n in enumerate(look.names)}
+            lk = look_report(orig_im, prot, lm, products=look.shown, blush=look.blush)
+            rep_face = res.report["faces"][face_i or 0]
             rows.append(dict(prompt=prompt, person=name, photo=path.name, face=face_i, before=before, after=after,
                              jpeg75=jpeg, half=half, control=ctl, psnr=psnr, seconds=round(secs, 1),
-                             steps=res.report["faces"][face_i or 0]["steps"]))
+                             steps=rep_face["steps"], look={k: round(v, 2) for k, v in lk["numbers"].items()},
+                             look_ok=lk["ok"], verdict=lk["verdict"], reason=lk.get("reason"),
+                             shows=all(v["shows"] for v in lk["shows"].values()), stronger=rep_face.get("stronger")))
             r = rows[-1]
-            print(f"{prompt:>22} | {name:>14} {path.name:>26} f{face_i if face_i is not None else 0} | before {before} | after {after} "
-                  f"| jpeg75 {jpeg} | 0.5x {half} | control {ctl} | {secs:.1f} s, {r['steps']} steps", flush=True)
+            sheets.setdefault((name, path.name, face_i), [crop_face(orig_im, lm)]).append((prompt, crop_face(prot, lm), r))
+            print(f"{prompt:>32} | {name:>14} {path.name:>26} f{face_i if face_i is not None else 0} | before {before} | after {after} "
+                  f"| jpeg75 {jpeg} | 0.5x {half} | control {ctl} | {secs:.1f} s, {r['steps']} steps | "
+                  + " ".join(f"{k} {v:.1f}" for k, v in r["look"].items()) + f" | {lk['verdict']}"
+                  + (f": {lk.get('reason')}" if lk["verdict"] != "natural" else ""), flush=True)
     (out / "protocol.json").write_text(json.dumps(rows, indent=1))
     ok = lambda v: v is not None and min(v) > DLIB_THRESHOLD
     n = len(rows)
@@ -106,7 +116,31 @@ def main(argv=None):
           f"after JPEG 75: {sum(ok(r['jpeg75']) for r in rows)}/{n}; after 0.5x: {sum(ok(r['half']) for r in rows)}/{n}; "
           f"control (lambda_adv 0) still matches (< {DLIB_THRESHOLD}): {sum(r['control'] is not None and max(r['control']) < DLIB_THRESHOLD for r in rows)}/{n}; "
           f"seconds per face: median {np.median([r['seconds'] for r in rows]):.1f}, max {max(r['seconds'] for r in rows):.1f}")
+    print(f"looks natural (every bare-skin bound held): {sum(r['look_ok'] for r in rows)}/{n}; asked-for product shows "
+          f"(mean dE >= 8 on lips / lids): {sum(r['shows'] for r in rows)}/{n}")
+    for (name, photo, face_i), (orig, *cells) in sheets.items():
+        write_sheet(out / f"sheet_{name}_{Path(photo).stem}_{face_i or 0}.png", orig, cells)
     print(f"results in {out}")
+
+def crop_face(im: Image.Image, lm) -> Image.Image:
+    "The face's makeup canvas, at the photo's own resolution."
+    x0, y0, w, h = face_canvas(lm, im.size)
+    return im.crop((x0, y0, x0 + w, y0 + h))
+
+def write_sheet(path: Path, orig: Image.Image, cells) -> None:
+    "One row: the original face, then each prompt's result with dlib's distances and the look verdict under it."
+    from PIL import ImageDraw
+    W = 420
+    scale = W / orig.width
+    H = int(orig.height * scale)
+    sheet = Image.new("RGB", (W * (1 + len(cells)), H + 44), "white")
+    draw = ImageDraw.Draw(sheet)
+    sheet.paste(orig.resize((W, H), Image.LANCZOS), (0, 0)); draw.text((6, H + 4), "original", fill="black")
+    for i, (prompt, im, r) in enumerate(cells, 1):
+        sheet.paste(im.resize((W, H), Image.LANCZOS), (W * i, 0))
+        draw.text((W * i + 6, H + 4), prompt, fill="black")
+        draw.text((W * i + 6, H + 22), f"dlib {min(r['after']) if r['after'] else float('nan'):.2f} | {r['verdict']}", fill="black")
+    sheet.save(path)
 
 if __name__ == "__main__":
     main()
