@@ -19,13 +19,13 @@ from tqdm.auto import tqdm
 from .core import InputError
 
 # %% auto #0
-__all__ = ['PRODUCTS', 'FEATHER', 'FIELD_NAMES', 'COLOURS', 'COLOUR_ALIASES', 'DEFAULT_SHADES', 'CAPS', 'STRENGTHS', 'BASE',
-           'PRODUCT_WORDS', 'INTENSITY_WORDS', 'FINISH_WORDS', 'NAMED_LOOKS', 'STOPWORDS', 'MAX_PROMPT', 'BASE_LEVEL',
-           'SCULPT_L', 'LandmarkError', 'face_frame', 'check_landmarks', 'region_polygons', 'blur', 'region_masks',
-           'face_canvas', 'polyline_distance', 'polygon_sdf', 'face_fields', 'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab',
-           'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary', 'parse_prompt', 'skin_shapes',
-           'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot', 'margins',
-           'identity_loss', 'CosmeticsResult', 'show_zones', 'show_loss', 'cosmetic_search']
+__all__ = ['PRODUCTS', 'FEATHER', 'FIELD_NAMES', 'COLOURS', 'COLOUR_ALIASES', 'DEFAULT_SHADES', 'CAPS', 'BRONZERS', 'STRENGTHS',
+           'BASE', 'PRODUCT_WORDS', 'INTENSITY_WORDS', 'FINISH_WORDS', 'NAMED_LOOKS', 'STOPWORDS', 'MAX_PROMPT',
+           'BASE_LEVEL', 'SCULPT_L', 'LandmarkError', 'face_frame', 'check_landmarks', 'region_polygons', 'blur',
+           'region_masks', 'face_canvas', 'polyline_distance', 'polygon_sdf', 'face_fields', 'rgb_to_lab', 'lab_to_rgb',
+           'hex_to_lab', 'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary', 'parse_prompt',
+           'skin_shapes', 'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot',
+           'margins', 'identity_loss', 'CosmeticsResult', 'show_zones', 'show_loss', 'cosmetic_search']
 
 # %% ../nbs/08b_cosmetics.ipynb #c007
 class LandmarkError(InputError):
@@ -325,6 +325,8 @@ DEFAULT_SHADES = {"eyeshadow": "taupe", "eyeliner": "black", "lips": "nude", "bl
 CAPS = dict(contour_L=10.0, highlighter_L=8.0, blush_a=12.0, skin_dE=11.5, foundation_L=3.0, foundation_even=0.3,
             foundation_ab=3.0, finish_L=6.0, brows_op=0.7, brows_dark=10.0, shadow_op=0.9, liner_op=0.95,
             liner_thick=0.085, wing=0.42, lips_op=0.95, smudge_op=0.75)
+#: contour in one of these colours is a bronzer: warmer and less dark, and its colour counts like blush's
+BRONZERS = ("bronze", "brown", "copper", "peach")
 #: strength: how far every product may go (`--strength`); a number in [0.1, 1] works too
 STRENGTHS = {"subtle": 0.25, "natural": 0.5, "bold": 0.75, "max": 1.0}
 #: the base every look starts from, barely there unless the prompt asks for it: one foundation shade, soft contour
@@ -371,7 +373,7 @@ class Look:
     @property
     def blush(self) -> bool:
         "Whether the look asks for blush or bronzer (whose own colour the look report allows on the skin)."
-        return any(p.asked and (p.name == "blush" or p.name == "contour" and p.shade_name in ("bronze", "brown", "copper", "peach"))
+        return any(p.asked and (p.name == "blush" or p.name == "contour" and p.shade_name in BRONZERS)
                    for p in self.products)
 
     def describe(self) -> str:
@@ -630,7 +632,7 @@ class Cosmetics(torch.nn.Module):
                 vec = torch.stack([-0.2 + 0.1 * tone[1], torch.cos(hue), torch.sin(hue)])
             else:
                 vec = torch.tensor(direction) + torch.stack([torch.zeros(()), 0.05 * tone[0], 0.1 * tone[1]])
-                if p.shade_name in ("bronze", "brown", "copper", "peach"): vec = vec + torch.tensor([0.3, 0.15, 0.35])  # bronzer
+                if p.shade_name in BRONZERS: vec = vec + torch.tensor([0.3, 0.15, 0.35])  # bronzer
             D = D + cap * self.level(name) * self.shape_mask(name, x, y, L) * hull * vec.view(1, 3, 1, 1)
         # all products together: at most 8 L* lighter (never toward white, never past L* 94) and 10 L* darker
         light = torch.minimum(torch.full_like(D[:, :1], CAPS["highlighter_L"]), (94.0 - lab_base[:, :1]).clamp(min=0))

@@ -639,7 +639,9 @@ def validate_config(cfg: ProtectConfig) -> ProtectConfig:
     check_number("--lambda-clip", s.lambda_clip, 0, 1e6)
     check_number("--lambda-lat", cfg.search.lambda_lat, 0, 1e6)
     check_number("--seed", cfg.seed, 0, 2**32 - 1, integer=True)
-    strength_value(cfg.cosmetics.strength)  # a word or a number in range, else one line
+    if strength_value(cfg.cosmetics.strength) != strength_value(CosmeticsConfig().strength) and cfg.renderer != "cosmetics":
+        raise InputError(f"--strength is an option of the makeup preset: the {cfg.preset} preset's makeup comes from its "
+                         f"generator search (--steps, --lambda-adv set how far it goes)")
     for name in ("lr", "inversion_lr", "pti_lr"):
         check_number(name, getattr(s if name == "lr" else cfg, name), 0, 10)
     check_number("far", cfg.far, 0, 1, lo_open=True)

@@ -89,12 +89,13 @@ def test_strength_natural_keeps_the_skin_and_says_what_a_stronger_setting_would_
         assert s["strength"] == "bold" and isinstance(s["protected"], bool) and s["scores"]["dlib"] > face["scores_after"]["dlib"]
 
 
-@pytest.mark.parametrize("strength, words", [("loud", "unknown strength"), ("1.5", "out of range")])
+@pytest.mark.parametrize("strength, words", [("loud", "unknown strength"), ("1.5", "out of range"),
+                                             ("bold --preset tiny", "option of the makeup preset")])
 def test_bad_strength_is_refused_before_any_work(tmp_path, strength, words):
     exe = Path(sys.executable).with_name("c2p")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from c2p.cli import run; run()"]
     r = subprocess.run(cmd + ["protect", str(REFS["biden"][0]), "--out", str(tmp_path / "out"), "--prompt", "red lipstick",
-                              "--strength", strength], capture_output=True, text=True, timeout=300)
+                              "--strength", *strength.split()], capture_output=True, text=True, timeout=300)
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert r.returncode == 2 and len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr, r.stderr
 
