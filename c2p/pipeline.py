@@ -255,6 +255,8 @@ class FaceResult:
     search: object               # c2p.search.SearchResult or c2p.cosmetics.CosmeticsResult
     timings: dict
     paste: object = None         # photo -> photo with this face protected (None: warp `protected` back with paste_back)
+    look: object = None          # the makeup preset: the look this face got (covered parts' products dropped)
+    occlusion: dict | None = None  # the makeup preset: what covers the face and which products were dropped (c2p.occlusion)
 
 def protect_face(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *, target_face=None, callback=None,
                  progress: bool = True, index: int = 0, n_faces: int = 1, look=None) -> FaceResult:
@@ -298,8 +300,9 @@ def protect_face(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *
 def protect_face_cosmetics(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *, look, target_face=None,
                            callback=None, progress: bool = True, index: int = 0, n_faces: int = 1) -> FaceResult:
     "Align one face, place the look's regions from its landmarks, search the makeup, and render it at photo resolution."
-    from c2p.cosmetics import check_landmarks, cosmetic_search, face_fields, parse_prompt, render_on_photo
+    from c2p.cosmetics import LandmarkError, check_landmarks, cosmetic_search, face_fields, parse_prompt, render_on_photo
     from c2p.faces import align_face, landmarks68, pil_to_tensor
+    from c2p.occlusion import drop_covered, find_occlusion, masked_fields, occlusion_report, paint_on_photo
     tags = dict(face=index, n_faces=n_faces)
     timings, t = {}, time.perf_counter()
     if face.landmarks68 is None: face.landmarks68 = landmarks68(image, face)
@@ -307,15 +310,24 @@ def protect_face_cosmetics(models: Models, cfg: ProtectConfig, image, face, make
     aligned = align_face(image, face, size=cfg.size)
     x = pil_to_tensor(aligned.image).to(models.device)
     look = parse_prompt(look) if isinstance(look, str) else look
-    fields = face_fields(aligned.to_aligned(face.landmarks68), (0, 0, cfg.size, cfg.size))
+    lm = aligned.to_aligned(face.landmarks68)
+    fields = face_fields(lm, (0, 0, cfg.size, cfg.size))
+    # a product whose part of the face is covered (sunglasses, a mask, a hand) is dropped; teeth are never painted
+    occ = find_occlusion(((x + 1) / 2).cpu(), lm, fields=fields)
+    kept = drop_covered(look, occ)
+    if not kept.products:
+        raise LandmarkError("the face is covered (no skin, lips or eyes to put makeup on)")
+    fields = masked_fields(fields, occ)
     timings["align"] = time.perf_counter() - t; t = time.perf_counter()
-    result = cosmetic_search(x, fields, look, surrogates=models.surrogates, mode=cfg.mode,
+    result = cosmetic_search(x, fields, kept, surrogates=models.surrogates, mode=cfg.mode,
                              target_face=target_face, cfg=cfg.cosmetics, makeup_loss=makeup_loss, progress=progress,
                              desc=f"face {index + 1}/{n_faces}", callback=_relay(callback, **tags))
     timings["search"] = time.perf_counter() - t
-    paste = lambda photo: render_on_photo(photo, face, aligned, result.model, cfg.cosmetics.smooth)[0]
+    paste = lambda photo: paint_on_photo(photo, render_on_photo(photo, face, aligned, result.model, cfg.cosmetics.smooth)[0],
+                                         face.landmarks68, occ.covered)[0]
     return FaceResult(index=index, face=face, aligned=aligned, original=x, reconstruction=x.clone(),
-                      protected=result.image, search=result, timings=timings, paste=paste)
+                      protected=result.image, search=result, timings=timings, paste=paste, look=kept,
+                      occlusion=occlusion_report(look, kept, occ))
 
 # %% ../nbs/09_pipeline.ipynb #431825ee
 @dataclass
@@ -440,7 +452,7 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
         before = pair_scores(models.judges, _judge(models, fr.reconstruction, box, aa), ref)
         after = pair_scores(models.judges, _judge(models, after_x, box, aa), ref)
         results.append(fr)
-        look_rep = _look_of(image, out, face, look)
+        look_rep = _look_of(image, out, face, fr.look if fr.look is not None else look)
         reports.append(dict(
             index=i, box=[round(float(v), 1) for v in face.box], reference="original face" if cfg.mode == "dodging" else "target",
             scores_before=_rounded(before), scores_after=_rounded(after), thresholds=_rounded(thresholds),
@@ -449,6 +461,7 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
             psnr_protected=_psnr(after_x, fr.original.cpu()),
             fr_crop=_fr_crop(cfg.size, box, aa), reference_fr_crop=_fr_crop(cfg.size, ref_box, aa),
             stopped_early=fr.search.stopped_early, steps=len(fr.search.history), look=look_rep,
+            **({"occlusion": fr.occlusion} if fr.occlusion is not None else {}),
             **({"strength": strength_name(fr.search.strength), "stronger": _rounded_stronger(fr.search.stronger)} if look is not None else {}),
             history=[{k: (_rounded(v) if isinstance(v, dict) else round(v, 5) if isinstance(v, float) else v)
                       for k, v in h.items()} for h in fr.search.history],
@@ -772,6 +785,12 @@ def face_verdicts(report: dict) -> tuple[bool, str]:
         every &= bool(prot) and not bad
         label = f"face {i + 1}" if len(report["faces"]) > 1 else "the face"
         at = f" at {f['strength']} strength" if f.get("strength") else ""
+        covered, withs = "", ""
+        if f.get("occlusion"):  # what was covered and dropped comes first, then what the face was protected with
+            from c2p.occlusion import occlusion_phrase
+            covered, withs = occlusion_phrase(f["occlusion"])
+        if covered: label = f"{label}: {covered};"
+        if withs: at = f" with {withs}{at}"
         if prot and not bad: line = f"{label} protected{at} against {', '.join(map(detail, ok))}"
         else:
             still = "still matched by" if report.get("mode", "dodging") == "dodging" else "not taken for the target by"
