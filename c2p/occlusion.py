@@ -217,7 +217,9 @@ def find_occlusion(rgb: torch.Tensor, lm, covered: dict | None = None, fields: d
     blob = (F.avg_pool2d(S, k, 1, k // 2, count_include_pad=False) < 0.08).float() * (g["skin"] > 0.3).float()
     _, Y = chroma(rgb)  # ... and thin dark things on it (a frame, a strap): no skin colour and far darker than the skin
     thin = (S < 0.05).float() * (Y < 0.35 * ref["Y"]).float() * (g["skin"] > 0.3).float() if math.isfinite(ref["Y"]) else 0 * S
-    blob = _dilate(torch.maximum(blob, thin), max(1, int(0.04 * u))) * (g["hull"] > 0.05).float()
+    # the blob grown over the non-skin pixels next to it: an occluder's edge, which the wide window above misses
+    edge = _dilate(blob, max(1, int(0.12 * u))) * (F.avg_pool2d(S, 3, 1, 1, count_include_pad=False) < 0.1).float()
+    blob = _dilate(torch.maximum(torch.maximum(blob, edge), thin), max(1, int(0.04 * u))) * (g["hull"] > 0.05).float()
     block = torch.maximum(blob, opening)
     # ... and every covered part with a margin (the occluder's edge, the guessed landmarks behind it)
     if "eyes" in covered:
