@@ -215,11 +215,9 @@ def find_occlusion(rgb: torch.Tensor, lm, covered: dict | None = None, fields: d
     # where paint may not go: large non-skin blobs on the bare skin (an occluder, not a freckle or a wrinkle) ...
     k = max(3, int(0.2 * u) | 1)
     blob = (F.avg_pool2d(S, k, 1, k // 2, count_include_pad=False) < 0.08).float() * (g["skin"] > 0.3).float()
-    _, Y = chroma(rgb)  # ... and thin dark things on it (a frame, a strap): no skin colour and far darker than the skin
-    thin = (S < 0.05).float() * (Y < 0.35 * ref["Y"]).float() * (g["skin"] > 0.3).float() if math.isfinite(ref["Y"]) else 0 * S
     # the blob grown over the non-skin pixels next to it: an occluder's edge, which the wide window above misses
     edge = _dilate(blob, max(1, int(0.12 * u))) * (F.avg_pool2d(S, 3, 1, 1, count_include_pad=False) < 0.1).float()
-    blob = _dilate(torch.maximum(torch.maximum(blob, edge), thin), max(1, int(0.04 * u))) * (g["hull"] > 0.05).float()
+    blob = _dilate(torch.maximum(blob, edge), max(1, int(0.04 * u))) * (g["hull"] > 0.05).float()
     block = torch.maximum(blob, opening)
     # ... and every covered part with a margin (the occluder's edge, the guessed landmarks behind it)
     if "eyes" in covered:
@@ -227,9 +225,10 @@ def find_occlusion(rgb: torch.Tensor, lm, covered: dict | None = None, fields: d
         block = torch.maximum(block, _dilate((lids + z["eye_r"] + z["eye_l"] + (g["eyes_hole"] < 1).float()).clamp(max=1), max(1, int(0.1 * u))))
     if "brows" in covered:
         block = torch.maximum(block, (g["brow_sdf"] < 0.15).float())
-    if "lips" in covered:  # a mask or a hand over the mouth hides the lower face: nothing below the nose
-        nose = float(fields["landmarks"][33, 1])
-        block = torch.maximum(block, torch.sigmoid((g["y"] - (nose + 0.05)) / 0.03))
+    if "lips" in covered:  # a mask or a hand over the mouth hides the lower face: nothing below the nose ...
+        cut = float(fields["landmarks"][33, 1]) + 0.05
+        if covered["lips"] == "a hand?": cut = 0.45  # ... a hand has the skin's colour: nothing below the cheekbones
+        block = torch.maximum(block, torch.sigmoid((g["y"] - cut) / 0.03))
     if "base" in covered: block = torch.ones_like(block)
     paint = 1 - (2 * blur(block, max(0.5, 0.015 * u))).clamp(0, 1)  # 0 on the whole block, a soft edge just outside it
     return Occlusion(covered=covered, scores={k: round(v, 3) for k, v in scores.items()}, paint=paint, opening=opening, skin=ref)
@@ -255,7 +254,9 @@ def occlusion_report(look: Look, kept: Look, occ: Occlusion) -> dict:
 def occlusion_phrase(rep: dict | None) -> tuple:
     "For the result line: what is covered and what it lost ('eyes covered (sunglasses?): no eye makeup'), and what the face was made up with ('lips and base')."
     if not rep or not rep.get("covered"): return "", ""
-    said = "; ".join(f"{'face' if grp == 'base' else grp} covered ({guess}): no {LOST[grp]}" for grp, guess in rep["covered"].items())
+    gone = set(rep.get("dropped") or [])  # "no blush" only where the look had blush
+    said = "; ".join(f"{'face' if grp == 'base' else grp} covered ({guess})" + (f": no {LOST[grp]}" if gone & set(DROPS[grp]) else "")
+                     for grp, guess in rep["covered"].items())
     asked = set(rep.get("asked_kept") or [])
     left = [g for g, ps in (("lips", {"lips"}), ("eyes", {"eyeshadow", "eyeliner"}), ("blush", {"blush"})) if ps & asked]
     if any(p in (rep.get("kept") or []) for p in ("foundation", "contour", "highlighter")): left.append("base")
