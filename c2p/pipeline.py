@@ -30,9 +30,10 @@ from .search import SearchConfig, adversarial_search, ensemble_members, match_ma
 # %% auto #0
 __all__ = ['PRESETS', 'RENDERERS', 'FR_MODELS', 'HELD_OUT_ONLY_PAPER', 'IMAGE_EXTS', 'EXIT_CODES', 'leave_one_out',
            'ProtectConfig', 'Models', 'PixelOnly', 'split_models', 'load_models', 'FaceResult', 'protect_face',
-           'protect_face_cosmetics', 'ProtectResult', 'parse_look', 'protect', 'expand_inputs', 'output_paths',
-           'output_stems', 'protect_files', 'validate_config', 'check_prompt', 'Job', 'Plan', 'preflight',
-           'face_verdicts', 'add_command', 'run_protect', 'bench_protect_args', 'bench_protect', 'run_bench_protect']
+           'protect_face_cosmetics', 'ProtectResult', 'no_face_reason', 'parse_look', 'protect', 'expand_inputs',
+           'skipped_subfolders', 'output_paths', 'output_stems', 'protect_files', 'check_target', 'validate_config',
+           'check_prompt', 'Job', 'Plan', 'preflight', 'face_verdicts', 'add_command', 'run_protect',
+           'bench_protect_args', 'bench_protect', 'run_bench_protect']
 
 # %% ../nbs/09_pipeline.ipynb #c96b35c6
 PRESETS = ("makeup", "tiny", "paper")  # the first is the default everywhere
@@ -255,6 +256,8 @@ class FaceResult:
     search: object               # c2p.search.SearchResult or c2p.cosmetics.CosmeticsResult
     timings: dict
     paste: object = None         # photo -> photo with this face protected (None: warp `protected` back with paste_back)
+    look: object = None          # the makeup preset: the look this face got (covered parts' products dropped)
+    occlusion: dict | None = None  # the makeup preset: what covers the face and which products were dropped (c2p.occlusion)
 
 def protect_face(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *, target_face=None, callback=None,
                  progress: bool = True, index: int = 0, n_faces: int = 1, look=None) -> FaceResult:
@@ -298,8 +301,9 @@ def protect_face(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *
 def protect_face_cosmetics(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *, look, target_face=None,
                            callback=None, progress: bool = True, index: int = 0, n_faces: int = 1) -> FaceResult:
     "Align one face, place the look's regions from its landmarks, search the makeup, and render it at photo resolution."
-    from c2p.cosmetics import check_landmarks, cosmetic_search, face_fields, parse_prompt, render_on_photo
+    from c2p.cosmetics import LandmarkError, check_landmarks, cosmetic_search, face_fields, parse_prompt, render_on_photo
     from c2p.faces import align_face, landmarks68, pil_to_tensor
+    from c2p.occlusion import drop_covered, find_occlusion, masked_fields, occlusion_report, paint_on_photo
     tags = dict(face=index, n_faces=n_faces)
     timings, t = {}, time.perf_counter()
     if face.landmarks68 is None: face.landmarks68 = landmarks68(image, face)
@@ -307,15 +311,24 @@ def protect_face_cosmetics(models: Models, cfg: ProtectConfig, image, face, make
     aligned = align_face(image, face, size=cfg.size)
     x = pil_to_tensor(aligned.image).to(models.device)
     look = parse_prompt(look) if isinstance(look, str) else look
-    fields = face_fields(aligned.to_aligned(face.landmarks68), (0, 0, cfg.size, cfg.size))
+    lm = aligned.to_aligned(face.landmarks68)
+    fields = face_fields(lm, (0, 0, cfg.size, cfg.size))
+    # a product whose part of the face is covered (sunglasses, a mask, a hand) is dropped; teeth are never painted
+    occ = find_occlusion(((x + 1) / 2).cpu(), lm, fields=fields)
+    kept = drop_covered(look, occ)
+    if not kept.products:
+        raise LandmarkError("the face is covered (no skin, lips or eyes to put makeup on)")
+    fields = masked_fields(fields, occ)
     timings["align"] = time.perf_counter() - t; t = time.perf_counter()
-    result = cosmetic_search(x, fields, look, surrogates=models.surrogates, mode=cfg.mode,
+    result = cosmetic_search(x, fields, kept, surrogates=models.surrogates, mode=cfg.mode,
                              target_face=target_face, cfg=cfg.cosmetics, makeup_loss=makeup_loss, progress=progress,
                              desc=f"face {index + 1}/{n_faces}", callback=_relay(callback, **tags))
     timings["search"] = time.perf_counter() - t
-    paste = lambda photo: render_on_photo(photo, face, aligned, result.model, cfg.cosmetics.smooth)[0]
+    paste = lambda photo: paint_on_photo(photo, render_on_photo(photo, face, aligned, result.model, cfg.cosmetics.smooth)[0],
+                                         face.landmarks68, occ.covered)[0]
     return FaceResult(index=index, face=face, aligned=aligned, original=x, reconstruction=x.clone(),
-                      protected=result.image, search=result, timings=timings, paste=paste)
+                      protected=result.image, search=result, timings=timings, paste=paste, look=kept,
+                      occlusion=occlusion_report(look, kept, occ))
 
 # %% ../nbs/09_pipeline.ipynb #431825ee
 @dataclass
@@ -339,6 +352,26 @@ def _load(src, what: str):
     except C2PError: raise
     except (OSError, ValueError) as e:
         raise InputError(f"cannot read the {what} {src}: {e}") from e
+
+def no_face_reason(image, device=None) -> str:
+    "Why no face was found, as far as MTCNN can tell: a face that shows only when the photo is turned, or one cut off at its edge."
+    from PIL import Image, ImageOps
+    from c2p.faces import detect_faces
+    for angle, how in ((270, "90 degrees clockwise"), (90, "90 degrees counter-clockwise"), (180, "upside down")):
+        if detect_faces(image.rotate(angle, expand=True), device=device):
+            turn = "upside down" if angle == 180 else f"sideways (it shows upright when turned {how})"
+            return (f"a face is found only when the photo is turned: it is stored {turn} and has no EXIF rotation to say so; "
+                    f"rotate the photo upright and run again")
+    W, H = image.size
+    pad = max(W, H) // 3  # a face cut off at the edge: MTCNN may find it with the edge mirrored out
+    big = ImageOps.expand(image.convert("RGB"), border=pad, fill=(128, 128, 128))
+    for f in detect_faces(big, device=device):
+        x0, y0, x1, y1 = (float(v) for v in f.box)
+        if x0 < pad or y0 < pad or x1 > pad + W or y1 > pad + H:
+            return (f"a face {int(x1 - x0)} px wide is cut off at the photo's edge: c2p needs the whole face (eyes, nose, "
+                    f"mouth and chin) inside the photo")
+    return ("no face found (faces smaller than 32 px are not looked for; a sideways or upside-down photo is read upright "
+            "only through its EXIF rotation)")
 
 def _faces_of(image, cfg: ProtectConfig, device, what: str):
     from c2p.faces import detect_faces
@@ -440,7 +473,7 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
         before = pair_scores(models.judges, _judge(models, fr.reconstruction, box, aa), ref)
         after = pair_scores(models.judges, _judge(models, after_x, box, aa), ref)
         results.append(fr)
-        look_rep = _look_of(image, out, face, look)
+        look_rep = _look_of(image, out, face, fr.look if fr.look is not None else look)
         reports.append(dict(
             index=i, box=[round(float(v), 1) for v in face.box], reference="original face" if cfg.mode == "dodging" else "target",
             scores_before=_rounded(before), scores_after=_rounded(after), thresholds=_rounded(thresholds),
@@ -449,6 +482,7 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
             psnr_protected=_psnr(after_x, fr.original.cpu()),
             fr_crop=_fr_crop(cfg.size, box, aa), reference_fr_crop=_fr_crop(cfg.size, ref_box, aa),
             stopped_early=fr.search.stopped_early, steps=len(fr.search.history), look=look_rep,
+            **({"occlusion": fr.occlusion} if fr.occlusion is not None else {}),
             **({"strength": strength_name(fr.search.strength), "stronger": _rounded_stronger(fr.search.stronger)} if look is not None else {}),
             history=[{k: (_rounded(v) if isinstance(v, dict) else round(v, 5) if isinstance(v, float) else v)
                       for k, v in h.items()} for h in fr.search.history],
@@ -465,16 +499,22 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
 # %% ../nbs/09_pipeline.ipynb #79e97494
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif")
 
-def expand_inputs(paths) -> list[Path]:
-    "Photo paths from files and folders (a folder's images, sorted; earlier protected outputs excluded)."
+def expand_inputs(paths, recursive: bool = False) -> list[Path]:
+    "Photo paths from files and folders (a folder's images, sorted, with `recursive` its sub-folders' too; earlier protected outputs excluded)."
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTS and not q.stem.endswith("_protected")
-                          and not q.name.startswith("."))
+            found = p.rglob("*") if recursive else p.iterdir()
+            out += sorted(q for q in found if q.suffix.lower() in IMAGE_EXTS and not q.stem.endswith("_protected")
+                          and not q.name.startswith(".") and q.is_file()
+                          and not any(part.startswith(".") for part in q.relative_to(p).parts))
         else:
             out.append(p)
     return out
+
+def skipped_subfolders(paths) -> list[Path]:
+    "The sub-folders (not hidden) of the folders in `paths`, which a run without `--recursive` does not look into."
+    return sorted(q for p in map(Path, paths) if p.is_dir() for q in p.iterdir() if q.is_dir() and not q.name.startswith("."))
 
 def output_paths(photo: Path, out_dir: Path, stem: str | None = None, suffix: str | None = None) -> tuple[Path, Path]:
     "Where `protect_files` writes a photo's protected image (with `suffix`, from the photo's content) and report."
@@ -546,12 +586,15 @@ def _read_verdict(out_rep: Path) -> tuple[bool | None, str]:
 
 def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None,
                   seed: int = 0, overwrite: bool = False, models: Models | None = None, callback=None,
-                  progress: bool = True, log=print, wait_s: float = 0.5, **overrides) -> list[dict]:
-    "Protect every photo of `paths` (files or folders) into `out_dir`; one status dict per photo (`protected`: every face?)."
+                  progress: bool = True, log=print, wait_s: float = 0.5, on_result=None, recursive: bool = False,
+                  **overrides) -> list[dict]:
+    "Protect every photo of `paths` (files or folders) into `out_dir`; one status dict per photo (`protected`: every face?); `on_result` gets each."
     plan = preflight(paths, out_dir, prompt, preset=preset, mode=mode, target=target, device=device, seed=seed,
-                     overwrite=overwrite, models=models, **overrides)
+                     overwrite=overwrite, models=models, recursive=recursive, **overrides)
     cfg, out_dir = plan.cfg, plan.out_dir
-    statuses, say = [], (lambda st: log(f"c2p protect: {'error: ' if st['status'] == 'failed' else ''}{st['message']}"))
+    for note in plan.notes: log(f"c2p protect: note: {note}")
+    line = lambda st: f"c2p protect: {'error: ' if st['status'] == 'failed' else ''}{st['message']}"
+    statuses, say = [], (on_result or (lambda st: log(line(st))))
     for job in plan.jobs:  # every problem pre-flight found, before any work
         st = dict(input=str(job.path), output=str(job.out_img) if job.out_img else None,
                   report=str(job.out_rep) if job.out_rep else None, status=job.status, message=job.message)
@@ -562,11 +605,28 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mod
         if job.status: say(st)
         elif job.notes: log(f"c2p protect: note: {job.path.name}: {'; '.join(job.notes)}")
     todo = [(j, st) for j, st in zip(plan.jobs, statuses) if not j.status]
+    if todo and cfg.mode == "impersonation":  # a target the judges already take for the person: nothing to protect
+        models = models or load_models(cfg, device)
+        check_target(models, cfg, target, [j.path for j, _ in todo])
+    made = []  # the folders this run creates: removed again if nothing was written into them
     if todo:
         try:
+            d = out_dir
+            while not d.exists() and d.parent != d: made.append(d); d = d.parent
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise OutputError(f"--out {out_dir}: cannot create the folder ({e.strerror or e})") from None
+    try:
+        return _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed, overwrite, models, callback,
+                             progress, log, wait_s, say, overrides)
+    finally:
+        for d in made:  # innermost first
+            try: d.rmdir()
+            except OSError: break
+
+def _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed, overwrite, models, callback, progress,
+                  log, wait_s, say, overrides) -> list[dict]:
+    "The work of `protect_files`: each planned photo in turn, claimed, protected and written."
     bar = tqdm(total=len(todo), desc="photos", disable=not progress)
     metrics, stop = None, None
     queue, waited = list(todo), set()
@@ -603,9 +663,12 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mod
                 every, verdict = face_verdicts({**res.report, "metrics": metrics})
                 st.update(status="done", faces=n, protected=every, seconds=round(time.perf_counter() - t, 1),
                           message=f"{job.path.name} -> {job.out_img}: {verdict}")
+                occl = [f.get("occlusion") for f in res.report["faces"]]
+                if any(occl): st["occlusion"] = occl
                 say(st)
             except NoFaceError as e:
-                st.update(status="no_face", message=f"{job.path.name}: skipped, {e} (faces smaller than 32 px are not looked for)")
+                why = no_face_reason(photo.image, models.device if models is not None else get_device(device))
+                st.update(status="no_face", message=f"{job.path.name}: skipped, {why}")
                 say(st)
             except OutputError as e:  # the disk: every later photo would fail the same way after its search
                 st.update(status="failed", message=f"{job.path.name}: {e}"); say(st)
@@ -615,6 +678,22 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mod
             bar.update()
     bar.close()
     return statuses
+
+def check_target(models: Models, cfg: ProtectConfig, target, photos) -> None:
+    "Refuse (one `InputError`) a target photo that every judge already takes for a face of one of `photos`: impersonating it protects nothing."
+    from c2p.faces import align_face, detect_faces, load_photo, pil_to_tensor
+    ref = _judge(models, _target_face(target, cfg, models.device))
+    members = ensemble_members(models.judges)
+    for path in photos:
+        try: image = load_photo(path).image
+        except C2PError: continue  # its own line comes later
+        for i, face in enumerate(detect_faces(image, **_accepts(detect_faces, device=models.device))):
+            x = pil_to_tensor(align_face(image, face, size=cfg.size).image)
+            scores = pair_scores(models.judges, _judge(models, x[None] if x.ndim == 3 else x), ref)
+            if scores and all(match_margin(members[k], s, cfg.far) >= 0 for k, s in scores.items()):
+                said = ", ".join(f"{k} {s:.3f} (threshold {threshold_of(members[k], cfg.far):.3f})" for k, s in scores.items())
+                raise InputError(f"the target photo {target} is already taken for the person in {Path(path).name} "
+                                 f"(face {i + 1}: {said}): impersonating them protects nothing; choose a photo of someone else")
 
 # %% ../nbs/09_pipeline.ipynb #d21cddab
 from .core import OutputError, check_number, check_writable_dir, claim
@@ -687,6 +766,7 @@ class Plan:
     prompt: str
     out_dir: Path
     jobs: list
+    notes: list = field(default_factory=list)  # about the run as a whole (e.g. sub-folders not looked into)
 
 def _path_problem(p: Path) -> str | None:
     "Why `p` cannot be read as a photo file, or None."
@@ -697,7 +777,7 @@ def _path_problem(p: Path) -> str | None:
     return None
 
 def preflight(paths, out_dir, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None,
-              seed: int = 0, overwrite: bool = False, models: Models | None = None, **overrides) -> Plan:
+              seed: int = 0, overwrite: bool = False, models: Models | None = None, recursive: bool = False, **overrides) -> Plan:
     "Check everything a protect run needs before any model loads: settings, prompt, target, output folder, and every photo."
     from c2p.faces import detect_faces, load_photo, photo_notes, photo_suffix
     if models is not None and preset not in (None, models.config.preset):
@@ -717,8 +797,10 @@ def preflight(paths, out_dir, prompt: str, *, preset: str | None = None, mode: s
             load_photo(target)  # unreadable: one InputError now, not after the first photo's search
         except InputError as e:
             raise InputError(f"the target photo {e}") from None
-    photos = expand_inputs(paths)
-    if not photos: raise InputError("no photos given (a folder is searched for " + ", ".join(IMAGE_EXTS) + ")")
+    photos = expand_inputs(paths, recursive)
+    subs = [] if recursive else skipped_subfolders(paths)
+    if not photos: raise InputError("no photos given (a folder is searched for " + ", ".join(IMAGE_EXTS) + ")"
+                                    + (f"; its sub-folders {', '.join(s.name for s in subs[:4])} were not looked into: use --recursive" if subs else ""))
     seen, unique = set(), []
     for p in photos:  # the same file twice (or through a link) is one job
         key = p.resolve() if p.exists() else p
@@ -749,7 +831,8 @@ def preflight(paths, out_dir, prompt: str, *, preset: str | None = None, mode: s
         # the target needs a face, or no photo can be done: find out now (MTCNN is small), not after the first search
         if not detect_faces(load_photo(target), **_accepts(detect_faces, device=device)):
             raise NoFaceError(f"the target photo {target}: no face found (faces smaller than 32 px are not looked for)")
-    return Plan(cfg, prompt, out_dir, jobs)
+    return Plan(cfg, prompt, out_dir, jobs, notes=[f"sub-folders not looked into (use --recursive): "
+                                                  f"{', '.join(str(s) for s in subs[:6])}{' and more' if len(subs) > 6 else ''}"] if subs else [])
 
 def _model_metric(name: str, metrics: dict | None) -> str:
     if metrics and name in metrics: return metrics[name]
@@ -772,6 +855,12 @@ def face_verdicts(report: dict) -> tuple[bool, str]:
         every &= bool(prot) and not bad
         label = f"face {i + 1}" if len(report["faces"]) > 1 else "the face"
         at = f" at {f['strength']} strength" if f.get("strength") else ""
+        covered, withs = "", ""
+        if f.get("occlusion"):  # what was covered and dropped comes first, then what the face was protected with
+            from c2p.occlusion import occlusion_phrase
+            covered, withs = occlusion_phrase(f["occlusion"])
+        if covered: label = f"{label}: {covered};"
+        if withs: at = f" with {withs}{at}"
         if prot and not bad: line = f"{label} protected{at} against {', '.join(map(detail, ok))}"
         else:
             still = "still matched by" if report.get("mode", "dodging") == "dodging" else "not taken for the target by"
@@ -823,6 +912,8 @@ def add_command(subparsers):
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print one JSON object per photo on stdout (for scripts) instead of its result line")
+    p.add_argument("--recursive", action="store_true", help="also protect the photos in sub-folders of the folders given")
     p.set_defaults(func=run_protect)
 
 def run_protect(args) -> int:
@@ -834,10 +925,16 @@ def run_protect(args) -> int:
     overrides = dict(steps=args.steps, lambda_adv=args.lambda_adv, lambda_clip=args.lambda_clip, lambda_lat=args.lambda_lat,
                      layers=parse_layers(args.layers) if args.layers else None, pti_steps=args.pti_steps,
                      held_out=getattr(args, "held_out", None), strength=getattr(args, "strength", None))
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    # result lines (or JSON objects) on stdout, progress and notes on stderr; tqdm.write clears the bars before a line
+    log = lambda msg: tqdm.write(msg, file=sys.stderr)
+    as_json = getattr(args, "json", False)
+    def on_result(st):
+        if as_json: tqdm.write(json.dumps(st, default=str, allow_nan=False), file=sys.stdout)
+        else: tqdm.write(f"c2p protect: {'error: ' if st['status'] == 'failed' else ''}{st['message']}", file=sys.stdout)
+        sys.stdout.flush()
     statuses = protect_files(args.photos, args.out, args.prompt, preset=args.preset, mode=args.mode, target=args.target,
                              device=args.device, seed=args.seed, overwrite=args.overwrite, progress=not args.quiet,
-                             log=log, **overrides)
+                             log=log, on_result=on_result, recursive=getattr(args, "recursive", False), **overrides)
     written = [s for s in statuses if s["status"] in ("done", "skipped")]
     good = sum(bool(s.get("protected")) for s in written)
     failed = [s for s in statuses if s["status"] in ("failed", "no_face")]
@@ -848,7 +945,7 @@ def run_protect(args) -> int:
         return f"{name}: {msg.replace('skipped, ', '')}"
     why = "; ".join(map(reason, failed[:4])) + (f"; and {len(failed) - 4} more" if len(failed) > 4 else "")
     if len(statuses) > 1:  # one photo: its own line says it all
-        log(f"c2p protect: {len(statuses)} photos: {good} protected, {len(written) - good} written but not protected, "
+        (log if as_json else lambda m: (tqdm.write(m, file=sys.stdout), sys.stdout.flush()))(f"c2p protect: {len(statuses)} photos: {good} protected, {len(written) - good} written but not protected, "
             f"{len(failed)} failed" + (f" ({why})" if failed else ""))
     return 0 if good == len(statuses) else 1 if failed else 3
 

@@ -468,10 +468,20 @@ class _HFQuiet:
         kwargs["disable"] = True
         return tqdm(*args, **kwargs)
 
+def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    "Whether a TCP connection to `host` opens within `timeout` seconds (no network: False at once, or after `timeout`)."
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
 def _fetch_hf(src: Source, part: Path, progress: bool, desc: str, mirror=None) -> None:
     "Download a Hugging Face file with huggingface_hub into a staging folder, then move it to `part`."
     from huggingface_hub import hf_hub_download
     m = _mirror(mirror)
+    if not m and not _reachable("huggingface.co"):  # huggingface_hub would retry for half a minute, warning each time
+        raise _SourceFailed("no network (huggingface.co cannot be reached)")
     staging = part.parent / f".{part.name}.hf"  # hf_hub_download resumes from here after an interruption
     try:
         got = hf_hub_download(repo_id=src.ref, filename=src.filename, revision=src.revision, local_dir=staging,

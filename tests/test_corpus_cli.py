@@ -116,14 +116,14 @@ def record(case, cmd, code, msg, written, intact=True, seconds=None):
 
 
 def cli(argv, capsys):
-    "Run `c2p` in this process; return (exit code, stderr lines, stdout, seconds)."
+    "Run `c2p` in this process; return (exit code, result lines (stdout) then stderr lines, stdout, seconds)."
     from c2p.cli import main
     t = time.perf_counter()
     code = main(argv)
     secs = time.perf_counter() - t
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
-    return code, [l for l in err.splitlines() if l.strip()], out, secs
+    return code, [l for l in (out + err).splitlines() if l.strip()], out, secs
 
 
 def files_in(d) -> list[str]:
@@ -300,6 +300,96 @@ def test_mixed_folder_out_is_in(corpus, capsys, tmp_path):
     record("rerun of the mixed folder", "protect", code, next(l for l in lines if "already protected" in l), [], seconds=secs)
 
 
+# ---------------------------------------------------------------- issue 20: covered faces, stdout, target, refusals
+def _portrait(name):
+    from c2p.faces import detect_faces, sample_photo
+    im = Image.open(sample_photo(name)).convert("RGB")
+    return im, detect_faces(im, landmarks68=True)[0]
+
+
+def test_covered_faces_drop_products_and_never_paint_the_occluder_or_teeth(capsys, tmp_path):
+    "Sunglasses, a mask and a hand (Biden), and a dark photo of an open smile (Obama): --json names what was dropped."
+    from c2p.occlusion import draw_occluder, find_occlusion
+    from c2p.cosmetics import face_canvas, rgb_to_lab
+    import torch
+    d = tmp_path / "in"; d.mkdir()
+    made = {}
+    for who, kind in (("biden", "sunglasses"), ("biden", "mask"), ("biden", "hand"), ("obama", "dark")):
+        im, face = _portrait(who)
+        made[kind] = (im, face, draw_occluder(im, face.landmarks68, kind))
+        made[kind][2].save(d / f"{who}_{kind}.png")
+    out = tmp_path / "out"
+    code, lines, stdout, secs = cli(["protect", str(d), "--out", str(out), "--prompt", "smoky eyes and red lipstick",
+                                     "--steps", "4", "--quiet", "--json"], capsys)
+    rows = {Path(r["input"]).stem.split("_")[1]: r for r in map(json.loads, stdout.splitlines())}
+    assert sorted(rows) == ["dark", "hand", "mask", "sunglasses"] and code in (0, 3), stdout
+    cov = {k: [f["covered"] for f in r["occlusion"]][0] if r.get("occlusion") else {} for k, r in rows.items()}
+    dropped = {k: r["occlusion"][0]["dropped"] if r.get("occlusion") else [] for k, r in rows.items()}
+    assert set(cov["sunglasses"]) == {"eyes"} and {"eyeshadow", "eyeliner"} <= set(dropped["sunglasses"])
+    assert "lips" in cov["mask"] and "lips" in dropped["mask"] and "eyeshadow" not in dropped["mask"]
+    assert set(cov["hand"]) == {"lips"} and dropped["hand"] == ["lips"]
+    assert cov["dark"] == {} and dropped["dark"] == []
+    assert "eyes covered (sunglasses?): no eye makeup" in rows["sunglasses"]["message"]
+    for kind, (clean, face, im) in made.items():
+        after = np.asarray(Image.open(rows[kind]["output"]).convert("RGB"), np.int16)
+        painted = np.abs(after - np.asarray(im, np.int16)).max(-1) > 2
+        assert painted.sum() > 1000, kind  # the face was made up ...
+        if kind != "dark":  # ... but not the occluder
+            occluder = np.abs(np.asarray(im, np.int16) - np.asarray(clean, np.int16)).max(-1) > 10
+            assert painted[occluder].mean() < 0.01, (kind, painted[occluder].mean())
+        else:  # ... nor the teeth
+            x0, y0, w, h = face_canvas(face.landmarks68, im.size)
+            t = lambda a: torch.from_numpy(np.asarray(a, np.float32)[y0:y0 + h, x0:x0 + w] / 255).permute(2, 0, 1)[None]
+            teeth = find_occlusion(t(im), np.asarray(face.landmarks68, np.float64) - [x0, y0]).opening[0, 0] > 0.5
+            dE = (rgb_to_lab(t(after)) - rgb_to_lab(t(im))).norm(dim=1)[0][teeth]
+            assert teeth.sum() > 200 and float(dE.mean()) < 1.0, (int(teeth.sum()), float(dE.mean()))
+    record("sunglasses / mask / hand / dark open mouth (--json)", "protect", code,
+           rows["sunglasses"]["message"].split(": ", 1)[1][:160], files_in(out), seconds=secs)
+
+
+def test_result_lines_on_stdout_progress_on_stderr(corpus, capsys, tmp_path):
+    "With progress bars on: every result line on stdout, none on stderr; no line glued to a bar."
+    root, cases = corpus
+    d = tmp_path / "in"; d.mkdir()
+    shutil.copy(cases["png_named.jpg"], d / "kit.jpg")
+    Image.new("RGB", (300, 300), (90, 140, 200)).save(d / "sky.png")
+    out = tmp_path / "out"
+    code, _, stdout, secs = cli(["protect", str(d), "--out", str(out), *RED, "--preset", "tiny", "--pti-steps", "0", "--steps", "1"], capsys)
+    outs = stdout.splitlines()
+    assert code == 1 and len(outs) == 3 and all(l.startswith("c2p protect: ") for l in outs), outs
+    assert any("kit.jpg -> " in l for l in outs) and any("sky.png: skipped" in l for l in outs) and "2 photos:" in outs[-1]
+    record("result lines (stdout) vs progress (stderr)", "protect", code, outs[-1], files_in(out), seconds=secs)
+
+
+def test_impersonating_the_same_person_is_refused(capsys, tmp_path):
+    from c2p.faces import sample_photo
+    out = tmp_path / "out"
+    code, lines, stdout, secs = cli(["protect", str(sample_photo("obama")), "--out", str(out), *RED, "--mode",
+                                     "impersonation", "--target", str(sample_photo("obama")), "--quiet"], capsys)
+    assert code == 2 and len(lines) == 1 and "already taken for the person in" in lines[0] and stdout == "", lines
+    assert not out.exists()
+    record("impersonation target = the same person", "protect", code, lines[0], [], seconds=secs)
+
+
+def test_sideways_and_cut_off_faces_and_sub_folders_are_named(capsys, tmp_path, no_models):
+    "No face upright: the line says the face shows when turned, or is cut off; sub-folders are named; no empty --out left."
+    face = _face()
+    d = tmp_path / "in"; (d / "holiday").mkdir(parents=True)
+    face.transpose(Image.Transpose.ROTATE_90).save(d / "sideways.jpg", quality=92)  # no EXIF orientation
+    from c2p.faces import detect_faces
+    x0, _, x1, _ = detect_faces(face)[0].box
+    face.crop((int((x0 + x1) / 2), 0, face.width, face.height)).save(d / "cut.jpg", quality=92)  # cut through the nose
+    face.save(d / "holiday" / "kit.jpg", quality=92)
+    out = tmp_path / "out" / "new"
+    code, lines, stdout, secs = cli(["protect", str(d), "--out", str(out), *RED, *TINY], capsys)
+    text = "\n".join(lines)
+    assert code == 1 and "sideways.jpg: a face is found only when the photo is turned" in text, text
+    assert "no EXIF rotation" in text and "cut.jpg: a face" in text and "cut off at the photo's edge" in text, text
+    assert "sub-folders not looked into (use --recursive)" in text and "holiday" in text
+    assert not out.exists() and not out.parent.exists()  # the folders this run made are gone again
+    record("sideways / cut-off face, a sub-folder", "protect", code, next(l for l in lines if "sideways" in l), [], seconds=secs)
+
+
 def _c2p(*argv, **kw):
     return subprocess.Popen([sys.executable, "-c", "from c2p.cli import run; run()", *map(str, argv)], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -317,13 +407,13 @@ def test_sigint_then_resume_not_protected(tmp_path):
     while not (out / ".kit.c2p-lock").exists() and p.poll() is None and time.time() - t0 < 60: time.sleep(0.05)
     time.sleep(1.0)
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=120)
+    err = "".join(p.communicate(timeout=120))
     lines = err.strip().splitlines()
     assert p.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err, err
     assert files_in(out) == []  # no partial output, no lock, no temporary folder
     record("SIGINT during the run", "protect", 130, lines[0], [])
     p = _c2p("protect", d, "--out", out, *RED, *TINY, "--steps", "1")
-    _, err = p.communicate(timeout=300)
+    err = "".join(p.communicate(timeout=300))
     lines = err.strip().splitlines()
     assert p.returncode == 3 and len(lines) == 1, err
     assert "kit.jpg ->" in lines[0] and "NOT protected: still matched by dlib (attacked: distance" in lines[0]
@@ -356,7 +446,7 @@ def test_concurrent_runs_claim_each_photo(tmp_path):
     p1 = _c2p("protect", d, "--out", out, *RED, *TINY, "--steps", "1")
     time.sleep(0.3)
     p2 = _c2p("protect", d, "--out", out, *RED, *TINY, "--steps", "1")
-    errs = [p.communicate(timeout=400)[1] for p in (p1, p2)]
+    errs = ["".join(p.communicate(timeout=400)) for p in (p1, p2)]
     for p, e in zip((p1, p2), errs): assert p.returncode == 3 and "Traceback" not in e, e
     written = [l for e in errs for l in e.splitlines() if " -> " in l]
     assert len(written) == 2 and {l.split(":")[1].split()[0] for l in written} == {"a.jpg", "b.jpg"}, errs  # no photo twice
@@ -415,7 +505,9 @@ mount -o remount,rw,size=20m tmpfs {mnt}
 # ---------------------------------------------------------------- the table
 def write_table(path: Path):
     head = "| case | command | exit | message | files written | inputs intact | seconds |\n|---|---|---|---|---|---|---|\n"
-    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
+    import re  # no machine paths in the table: pytest's temporary folders and the checkout become relative
+    esc = lambda s: re.sub(r"/\S*?/pytest-of-[^/]+/pytest-\d+/[^/\s]+/", "", str(s).replace(str(ROOT) + "/", "")) \
+        .replace("|", "\\|").replace("\n", " ")
     rows = "".join(f"| {esc(c)} | {cmd} | {'' if code is None else code} | {esc(msg)} | {esc(', '.join(w)) or '-'} | "
                    f"{'yes' if ok else 'NO'} | {'' if s is None else f'{s:.2f}'} |\n" for c, cmd, code, msg, w, ok, s in ROWS)
     extra = (f"\nJPEG output, pixels away from the face (beyond one face size around its box): {JPEG_OUTSIDE[0]:.2%} changed, "

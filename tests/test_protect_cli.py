@@ -29,7 +29,7 @@ def run(argv, capsys):
     code = main(["protect", *argv])
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
-    return code, out, err
+    return code, out, out + err  # result lines are on stdout, refusals and notes on stderr
 
 
 def test_bad_input_gives_one_line_and_no_output(tmp_path, capsys):
