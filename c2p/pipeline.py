@@ -785,7 +785,7 @@ def preflight(paths, out_dir, prompt: str, *, preset: str | None = None, mode: s
     cfg = (models.config if models is not None else ProtectConfig.from_preset(preset or PRESETS[0])).override(seed=seed, mode=mode, **overrides)
     validate_config(cfg)
     prompt = check_prompt(prompt)
-    parse_look(prompt, cfg)  # the makeup preset must understand the words
+    look = parse_look(prompt, cfg)  # the makeup preset must understand the words
     if cfg.mode == "impersonation" and target is None: raise InputError("impersonation needs a target photo (--target)")
     if models is None: get_device(device)
     out_dir = Path(out_dir)
@@ -831,8 +831,10 @@ def preflight(paths, out_dir, prompt: str, *, preset: str | None = None, mode: s
         # the target needs a face, or no photo can be done: find out now (MTCNN is small), not after the first search
         if not detect_faces(load_photo(target), **_accepts(detect_faces, device=device)):
             raise NoFaceError(f"the target photo {target}: no face found (faces smaller than 32 px are not looked for)")
-    return Plan(cfg, prompt, out_dir, jobs, notes=[f"sub-folders not looked into (use --recursive): "
-                                                  f"{', '.join(str(s) for s in subs[:6])}{' and more' if len(subs) > 6 else ''}"] if subs else [])
+    notes = [f"the look: {look.describe()}" + (f"; words not understood: {', '.join(look.ignored)}" if look.ignored else "")] if look else []
+    if subs: notes.append(f"sub-folders not looked into (use --recursive): "
+                          f"{', '.join(str(s) for s in subs[:6])}{' and more' if len(subs) > 6 else ''}")
+    return Plan(cfg, prompt, out_dir, jobs, notes=notes)
 
 def _model_metric(name: str, metrics: dict | None) -> str:
     if metrics and name in metrics: return metrics[name]

@@ -185,6 +185,42 @@ def test_refusal_is_one_line_exit_2_before_any_model(case, extra, words, corpus,
     record(case, "protect", code, lines[0], [], seconds=secs)
 
 
+PROMPTS_REFUSED = [  # the default (makeup) preset reads the prompt before any model: (case, prompt, words in the line)
+    ("prompt without makeup", "green beard and cat whiskers", "names no makeup product"),
+    ("prompt in Italian", "rossetto rosso", "French, Spanish, German and Portuguese"),
+    ("contradictory prompt", "no makeup, heavy makeup", "asks for no makeup and for makeup at once"),
+]
+
+
+@pytest.mark.parametrize("case,prompt,words", PROMPTS_REFUSED, ids=[r[0] for r in PROMPTS_REFUSED])
+def test_makeup_prompt_refused_with_vocabulary(case, prompt, words, corpus, no_models, capsys, tmp_path):
+    root, cases = corpus
+    code, lines, _, secs = cli(["protect", str(cases["png_named.jpg"]), "--out", str(tmp_path / "out"), "--prompt", prompt], capsys)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("c2p protect: error:") and words in lines[0], lines
+    if "no makeup and" not in words:  # a prompt c2p cannot read comes back with the vocabulary
+        assert "lipstick" in lines[0] and "smoky eyes" in lines[0], lines
+    assert files_in(tmp_path / "out") == []
+    record(case, f"protect --prompt {prompt!r}", code, lines[0][:160] + "...", [], seconds=secs)
+
+
+LOOKS_READ = [  # (prompt, what the look line must say)
+    ("rouge à lèvres rouge et fard à paupières doré", "eyeshadow (gold), lips (red)"),
+    ("labial rojo y sombra de ojos dorada", "eyeshadow (gold), lips (red)"),
+    ("roter Lippenstift, rauchige Augen", "eyeshadow (smoky), eyeliner (black), lips (red)"),
+    ("batom vermelho", "lips (red)"),
+    ("red lipstick and zorblax", "lips (red); base: foundation, contour, highlighter, brows; words not understood: zorblax"),
+]
+
+
+@pytest.mark.parametrize("prompt,look", LOOKS_READ, ids=[r[0] for r in LOOKS_READ])
+def test_every_run_says_the_look_and_the_words_ignored(prompt, look, corpus, no_models, tmp_path):
+    from c2p.pipeline import preflight
+    root, cases = corpus
+    plan = preflight([cases["png_named.jpg"]], tmp_path / "out", prompt)  # the default preset
+    assert plan.notes[0].startswith("the look: ") and look in plan.notes[0], plan.notes
+    record(f"prompt {prompt!r}", "protect (pre-flight)", None, f"note: {plan.notes[0]}", [])
+
+
 # ---------------------------------------------------------------- formats decided by content, notes, no model
 def test_output_format_is_decided_by_content(corpus, no_models, tmp_path):
     from c2p.pipeline import preflight

@@ -100,7 +100,7 @@ def test_bad_strength_is_refused_before_any_work(tmp_path, strength, words):
     assert r.returncode == 2 and len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("prompt, words", [("zorblax quux", "does not understand"), ("x" * 10_000, "characters long"),
+@pytest.mark.parametrize("prompt, words", [("zorblax quux", "names no makeup product"), ("x" * 10_000, "characters long"),
                                            ("🙂💄", "no words"), ("  ", "empty")])
 def test_bad_prompts_fail_at_once_with_one_line(tmp_path, prompt, words):
     exe = Path(sys.executable).with_name("c2p")
@@ -120,3 +120,20 @@ def test_a_face_whose_landmarks_fail_gets_one_message_and_nothing_is_written(mod
     statuses = protect_files([src], tmp_path / "out", "red lipstick", models=models, progress=False, log=logs.append)
     assert statuses[0]["status"] == "failed" and "landmarks" in statuses[0]["message"], statuses
     assert not list((tmp_path / "out").glob("sideways*"))
+
+
+@pytest.mark.shared
+def test_no_shared_face_is_taken_for_a_covered_one():
+    "Chapter 8c's occluder check on every real face c2p has: bare faces keep all their products (red lips are not a mask)."
+    from c2p.cosmetics import face_fields
+    from c2p.faces import align_face, pil_to_tensor
+    from c2p.occlusion import find_occlusion
+    seen = 0
+    for p in sorted(FACES.glob("*/*.jpg")):
+        image = load_photo(p).image
+        for face in detect_faces(image, landmarks68=True):
+            al = align_face(image, face, size=256)
+            occ = find_occlusion((pil_to_tensor(al.image) + 1) / 2, al.to_aligned(face.landmarks68))
+            assert occ.covered == {}, (p.name, occ.covered, occ.scores)
+            seen += 1
+    assert seen >= 12
