@@ -30,9 +30,10 @@ from .search import SearchConfig, adversarial_search, ensemble_members, match_ma
 # %% auto #0
 __all__ = ['PRESETS', 'RENDERERS', 'FR_MODELS', 'HELD_OUT_ONLY_PAPER', 'IMAGE_EXTS', 'EXIT_CODES', 'leave_one_out',
            'ProtectConfig', 'Models', 'PixelOnly', 'split_models', 'load_models', 'FaceResult', 'protect_face',
-           'protect_face_cosmetics', 'ProtectResult', 'parse_look', 'protect', 'expand_inputs', 'output_paths',
-           'output_stems', 'protect_files', 'validate_config', 'check_prompt', 'Job', 'Plan', 'preflight',
-           'face_verdicts', 'add_command', 'run_protect', 'bench_protect_args', 'bench_protect', 'run_bench_protect']
+           'protect_face_cosmetics', 'ProtectResult', 'parse_look', 'look_line', 'protect', 'expand_inputs',
+           'output_paths', 'output_stems', 'run_settings', 'recorded_settings', 'describe_settings', 'settings_change',
+           'protect_files', 'validate_config', 'check_prompt', 'Job', 'Plan', 'preflight', 'face_verdicts',
+           'add_command', 'run_protect', 'bench_protect_args', 'bench_protect', 'run_bench_protect']
 
 # %% ../nbs/09_pipeline.ipynb #c96b35c6
 PRESETS = ("makeup", "tiny", "paper")  # the first is the default everywhere
@@ -384,6 +385,13 @@ def parse_look(prompt, cfg: ProtectConfig):
     from c2p.cosmetics import parse_prompt
     return parse_prompt(prompt)
 
+def look_line(look, prompt: str, cfg: ProtectConfig) -> str:
+    "What a run applies, said before it starts: the products with their shades and the words it ignored (makeup preset)."
+    if look is None:  # the generator presets take the whole prompt through CLIP: no word is dropped, none is a product
+        cast = "; random weights: a colour cast, not the prompt's makeup" if not cfg.pretrained else ""
+        return f"look: the {cfg.preset} preset's generator search, guided by CLIP with the whole prompt {str(prompt).strip()!r}{cast}"
+    return f"look: {look.describe()}" + (f"; ignored: {', '.join(look.ignored)}" if look.ignored else "")
+
 def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None, seed: int = 0,
             callback=None, models: Models | None = None, progress: bool = True, **overrides) -> ProtectResult:
     "Protect every face of `photo` (path, bytes, PIL image or Photo) with makeup described by `prompt`."
@@ -490,7 +498,41 @@ def output_stems(photos: list) -> list[str]:
     for i, s in enumerate(stems):  # still equal (same folder name too): number them in order
         seen[s.lower()] += 1
         if seen[s.lower()] > 1: stems[i] = f"{s}_{seen[s.lower()]}"
-    return stems
+    # a long name's outputs, lock and temporary files would pass the 255-byte limit: its start and a hash instead
+    return [short_name(s, 200) for s in stems]
+
+def run_settings(cfg: ProtectConfig, prompt: str, target=None) -> dict:
+    "What decides a photo's output, as a rerun compares it: prompt, preset, mode, target, strength and seed."
+    strength = strength_value(cfg.cosmetics.strength) if cfg.renderer == "cosmetics" else None
+    return dict(prompt=str(prompt).strip(), preset=cfg.preset, mode=cfg.mode, target=_target_key(target), strength=strength,
+                seed=cfg.seed)
+
+def _target_key(target) -> str | None:
+    "A target photo as the runs compare it: its absolute path (a photo object: its path, if any)."
+    t = getattr(target, "path", target)
+    return None if t is None or not isinstance(t, (str, os.PathLike)) else os.path.abspath(t)
+
+def recorded_settings(report: dict) -> dict:
+    "The `run_settings` an earlier run's report records."
+    s = report.get("settings") or {}
+    strength = (s.get("cosmetics") or {}).get("strength") if s.get("renderer") == "cosmetics" else None
+    return dict(prompt=report.get("prompt"), preset=report.get("preset"), mode=report.get("mode"),
+                target=_target_key(report.get("target")), strength=None if strength is None else strength_value(strength),
+                seed=s.get("seed"))
+
+def describe_settings(s: dict) -> str:
+    "The settings a run asked for, in one phrase (for lock files and messages)."
+    words = [f"prompt {s['prompt']!r}", f"preset {s['preset']}", f"mode {s['mode']}"]
+    if s.get("target"): words.append(f"target {Path(s['target']).name}")
+    if s.get("strength") is not None: words.append(f"strength {strength_name(s['strength'])}")
+    return ", ".join(words + [f"seed {s['seed']}"])
+
+def settings_change(out_rep: Path, want: dict) -> str | None:
+    "How the settings of the earlier run that wrote `out_rep` differ from `want` ('' when the same; None when unreadable)."
+    try: old = recorded_settings(json.loads(Path(out_rep).read_text()))
+    except (OSError, ValueError, TypeError, AttributeError): return None
+    show = lambda k, v: Path(v).name if k == "target" and v else strength_name(v) if k == "strength" and v is not None else repr(v) if k == "prompt" else str(v)
+    return ", ".join(f"{k} {show(k, old[k])} -> {show(k, want[k])}" for k in want if old.get(k) != want[k])
 
 @contextlib.contextmanager
 def _hold_interrupts():
@@ -545,12 +587,13 @@ def _read_verdict(out_rep: Path) -> tuple[bool | None, str]:
         return None, "its report cannot be read"
 
 def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None,
-                  seed: int = 0, overwrite: bool = False, models: Models | None = None, callback=None,
-                  progress: bool = True, log=print, wait_s: float = 0.5, **overrides) -> list[dict]:
+                  seed: int = 0, overwrite: bool = False, no_overwrite: bool = False, models: Models | None = None,
+                  callback=None, progress: bool = True, log=print, wait_s: float = 0.5, **overrides) -> list[dict]:
     "Protect every photo of `paths` (files or folders) into `out_dir`; one status dict per photo (`protected`: every face?)."
     plan = preflight(paths, out_dir, prompt, preset=preset, mode=mode, target=target, device=device, seed=seed,
-                     overwrite=overwrite, models=models, **overrides)
+                     overwrite=overwrite, no_overwrite=no_overwrite, models=models, **overrides)
     cfg, out_dir = plan.cfg, plan.out_dir
+    want = run_settings(cfg, plan.prompt, target)
     statuses, say = [], (lambda st: log(f"c2p protect: {'error: ' if st['status'] == 'failed' else ''}{st['message']}"))
     for job in plan.jobs:  # every problem pre-flight found, before any work
         st = dict(input=str(job.path), output=str(job.out_img) if job.out_img else None,
@@ -562,6 +605,7 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mod
         if job.status: say(st)
         elif job.notes: log(f"c2p protect: note: {job.path.name}: {'; '.join(job.notes)}")
     todo = [(j, st) for j, st in zip(plan.jobs, statuses) if not j.status]
+    if todo: log(f"c2p protect: {look_line(parse_look(plan.prompt, cfg), plan.prompt, cfg)}")  # what the words became
     if todo:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -574,18 +618,30 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mod
         job, st = queue.pop(0)
         if stop is not None:
             st.update(status="failed", message=f"{job.path.name}: not started ({stop})"); say(st); continue
-        with claim(out_dir / f".{job.stem}.c2p-lock") as holder:
+        lock = out_dir / f".{job.stem}.c2p-lock"
+        with claim(lock, info=describe_settings(want)) as holder:
             if holder is not None:  # another run is protecting this photo right now: come back to it at the end
                 if id(job) not in waited:
-                    log(f"c2p protect: {job.path.name}: another c2p run (pid {holder}) is protecting it; waiting for it at the end")
+                    asked = lock_info(lock)
+                    same = "the same settings" if asked == describe_settings(want) else asked or "unknown settings"
+                    log(f"c2p protect: {job.path.name}: another c2p run (pid {holder}, {same}) is protecting it; "
+                        f"waiting for it at the end")
                     waited.add(id(job))
                 else:
                     time.sleep(wait_s)
                 queue.append((job, st)); continue
-            if job.out_img.exists() and job.out_rep.exists() and not overwrite:  # finished meanwhile by another run
-                st["protected"], verdict = _read_verdict(job.out_rep)
-                st.update(status="skipped", message=f"{job.path.name}: already protected ({job.out_img.name}): {verdict}")
-                say(st); bar.update(); continue
+            replaced = ""
+            if job.out_img.exists() and job.out_rep.exists() and not overwrite:  # done earlier, or meanwhile by another run
+                change = settings_change(job.out_rep, want)
+                if change and no_overwrite:
+                    st.update(status="failed", message=f"{job.path.name}: {job.out_img.name} was made with other settings "
+                                                       f"({change}); kept because of --no-overwrite")
+                    say(st); bar.update(); continue
+                if not change:  # the same settings (or a report c2p cannot read: never replaced blindly)
+                    st["protected"], verdict = _read_verdict(job.out_rep)
+                    st.update(status="skipped", message=f"{job.path.name}: already protected ({job.out_img.name}): {verdict}")
+                    say(st); bar.update(); continue
+                replaced = f" (replaced the earlier output: {change})"
             try:
                 from c2p.faces import load_photo
                 photo = load_photo(job.path)
@@ -598,11 +654,11 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mod
                 t = time.perf_counter()
                 res = protect(photo, plan.prompt, preset=cfg.preset, mode=mode, target=target, seed=seed, models=models,
                               callback=_relay(callback, photo=str(job.path)), progress=progress, **overrides)
-                _write_outputs(res, job.out_img, job.out_rep, cfg, overwrite, metrics)
+                _write_outputs(res, job.out_img, job.out_rep, cfg, overwrite or bool(replaced), metrics)
                 n = len(res.report["faces"])
                 every, verdict = face_verdicts({**res.report, "metrics": metrics})
                 st.update(status="done", faces=n, protected=every, seconds=round(time.perf_counter() - t, 1),
-                          message=f"{job.path.name} -> {job.out_img}: {verdict}")
+                          message=f"{job.path.name} -> {job.out_img}{replaced}: {verdict}")
                 say(st)
             except NoFaceError as e:
                 st.update(status="no_face", message=f"{job.path.name}: skipped, {e} (faces smaller than 32 px are not looked for)")
@@ -617,7 +673,7 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mod
     return statuses
 
 # %% ../nbs/09_pipeline.ipynb #d21cddab
-from .core import OutputError, check_number, check_writable_dir, claim
+from .core import OutputError, check_number, check_writable_dir, claim, lock_info, short_name
 
 #: exit codes of `c2p protect`
 EXIT_CODES = {0: "every face of every photo was protected (or had been already)",
@@ -697,13 +753,14 @@ def _path_problem(p: Path) -> str | None:
     return None
 
 def preflight(paths, out_dir, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None,
-              seed: int = 0, overwrite: bool = False, models: Models | None = None, **overrides) -> Plan:
+              seed: int = 0, overwrite: bool = False, no_overwrite: bool = False, models: Models | None = None, **overrides) -> Plan:
     "Check everything a protect run needs before any model loads: settings, prompt, target, output folder, and every photo."
     from c2p.faces import detect_faces, load_photo, photo_notes, photo_suffix
     if models is not None and preset not in (None, models.config.preset):
         raise InputError(f"the models given were built for the {models.config.preset!r} preset, not {preset!r}")
     cfg = (models.config if models is not None else ProtectConfig.from_preset(preset or PRESETS[0])).override(seed=seed, mode=mode, **overrides)
     validate_config(cfg)
+    if overwrite and no_overwrite: raise InputError("--overwrite and --no-overwrite contradict each other: give one")
     prompt = check_prompt(prompt)
     parse_look(prompt, cfg)  # the makeup preset must understand the words
     if cfg.mode == "impersonation" and target is None: raise InputError("impersonation needs a target photo (--target)")
@@ -717,6 +774,7 @@ def preflight(paths, out_dir, prompt: str, *, preset: str | None = None, mode: s
             load_photo(target)  # unreadable: one InputError now, not after the first photo's search
         except InputError as e:
             raise InputError(f"the target photo {e}") from None
+    want = run_settings(cfg, prompt, target)
     photos = expand_inputs(paths)
     if not photos: raise InputError("no photos given (a folder is searched for " + ", ".join(IMAGE_EXTS) + ")")
     seen, unique = set(), []
@@ -741,7 +799,10 @@ def preflight(paths, out_dir, prompt: str, *, preset: str | None = None, mode: s
         elif job.out_img.is_dir() or job.out_rep.is_dir():
             job.status, job.message = "failed", f"{path}: a folder is in the way of its output {job.out_img.name}"
         elif job.out_img.exists() and job.out_rep.exists() and not overwrite:
-            job.status, job.message = "skipped", f"{path.name}: already protected ({job.out_img.name})"
+            change = settings_change(job.out_rep, want)  # other settings: protected again, unless --no-overwrite
+            if not change: job.status, job.message = "skipped", f"{path.name}: already protected ({job.out_img.name})"
+            elif no_overwrite: job.status, job.message = "failed", (f"{path.name}: {job.out_img.name} was made with other "
+                                                                     f"settings ({change}); kept because of --no-overwrite")
         elif (job.out_img.exists() or job.out_rep.exists()) and not overwrite:
             job.status, job.message = "failed", (f"{path.name}: {job.out_img.name if job.out_img.exists() else job.out_rep.name} "
                                                  f"already exists (use --overwrite to replace it)")
@@ -822,6 +883,9 @@ def add_command(subparsers):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--no-overwrite", action="store_true", help="never replace an earlier output, even one made with "
+                   "other settings (by default a rerun with another prompt, preset, mode, target, strength or seed "
+                   "protects the photo again and replaces it)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_protect)
 
@@ -836,7 +900,8 @@ def run_protect(args) -> int:
                      held_out=getattr(args, "held_out", None), strength=getattr(args, "strength", None))
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
     statuses = protect_files(args.photos, args.out, args.prompt, preset=args.preset, mode=args.mode, target=args.target,
-                             device=args.device, seed=args.seed, overwrite=args.overwrite, progress=not args.quiet,
+                             device=args.device, seed=args.seed, overwrite=args.overwrite,
+                             no_overwrite=args.no_overwrite, progress=not args.quiet,
                              log=log, **overrides)
     written = [s for s in statuses if s["status"] in ("done", "skipped")]
     good = sum(bool(s.get("protected")) for s in written)
