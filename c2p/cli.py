@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 # %% auto #0
@@ -42,9 +43,13 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
 # %% ../nbs/13_cli.ipynb #ffc1fccf
 def main(argv=None) -> int:
     "Entry point of the `c2p` command; returns the exit status."
-    from c2p.core import C2PError
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:  # Ctrl-C while torch and the models' modules load: one line too, not an import traceback
+        from c2p.core import C2PError
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("c2p: interrupted while starting; nothing was written", file=sys.stderr)
+        return 130
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -65,8 +70,18 @@ def main(argv=None) -> int:
         print(f"c2p {args.command}: error: out of memory (try a smaller photo or --device cuda)", file=sys.stderr)
         return 1
 
+def _stop_once(signum, frame):
+    "SIGINT handler: the first Ctrl-C stops the run; later ones are ignored, so the goodbye line is never cut by a traceback."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
 def run():
-    "console_scripts wrapper: exit with `main`'s status."
+    "console_scripts wrapper: exit with `main`'s status (130 and one line on Ctrl-C, at any moment)."
+    signal.signal(signal.SIGINT, _stop_once)
     # Before torch is imported: huge pages make PyTorch's CPU allocator about 2x faster on StyleGAN-sized activations.
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:  # between main's own handlers (e.g. while it printed another message)
+        print("c2p: interrupted", file=sys.stderr); code = 130
+    sys.exit(code)

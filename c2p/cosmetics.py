@@ -550,6 +550,8 @@ def parse_prompt(prompt: str) -> Look:
     if no_makeup and (bold_base or max([k_global or 0] + [c["k"] or 0 for c in chosen.values()]) > 1.0
                       or set(chosen) - {"lips"}):
         raise InputError(f"the prompt {text[:60]!r} asks for no makeup and for makeup at once: say which")
+    if "eyeliner" in chosen and "eyeshadow" not in chosen:  # liner is worn over a neutral wash that sets it off
+        chosen["eyeshadow"] = dict(colour="taupe", k=0.75, tex=None)
     k0 = 1.0 if k_global is None else k_global
     products = []
     for name in PRODUCTS:
@@ -606,8 +608,9 @@ def keep_skin_hue(lab_base: torch.Tensor, D: torch.Tensor, hue: tuple = (22.0, 7
     "The change `D` [1,3,h,w] moved so that skin of a skin hue (20-80 degrees, chroma >= 8) keeps one, with a margin."
     a0, b0 = lab_base[:, 1:2], lab_base[:, 2:3]
     h0, c0 = torch.rad2deg(torch.atan2(b0, a0)), torch.sqrt(a0 * a0 + b0 * b0)
-    inside = (h0 > 20) & (h0 < 80) & (c0 >= 8)
-    # only pixels that were skin-hued are moved; elsewhere a stand-in colour keeps atan2's gradient finite
+    # skin-hued pixels, and those just outside the range (blur and JPEG move a pixel by a few degrees either way), are
+    # kept inside it; elsewhere a stand-in colour keeps atan2's gradient finite
+    inside = (h0 > 16) & (h0 < 84) & (c0 >= 6)
     a = torch.where(inside, a0 + D[:, 1:2], torch.ones_like(a0))
     b = torch.where(inside, b0 + D[:, 2:3], torch.ones_like(b0))
     h = torch.atan2(b, a).clamp(math.radians(hue[0]), math.radians(hue[1]))
@@ -729,10 +732,10 @@ class Cosmetics(torch.nn.Module):
     def eyeshadow(self, g: dict):
         "Opacity [1,1,h,w] and Lab target of the eyeshadow: lid to crease, placement, gradient and smoky smudge."
         q, lv = torch.sigmoid(self.p["eyeshadow"]), self.level("eyeshadow")
-        op = CAPS["shadow_op"] * lv * (0.8 + 0.2 * q[0])  # a floor: asked-for shadow always shows on the lid
-        H, outer, sweep = 0.55 + 0.45 * q[1], 0.8 * q[2], 0.2 + 0.4 * q[3]  # height (1: the brow), outer half, past the corner
+        op = CAPS["shadow_op"] * lv * (0.65 + 0.35 * q[0])
+        H, outer, sweep = 0.7 + 0.3 * q[1], 0.8 * q[2], 0.2 + 0.4 * q[3]  # height (1: the brow), outer half, past the corner
         depth = 14.0 * lv * q[4]                                                 # deeper at the lash line
-        smudge = CAPS["smudge_op"] * lv * q[5] * (1.0 if self.look.smudge else 0.35)
+        smudge = CAPS["smudge_op"] * lv * (0.5 + 0.5 * q[5]) * (1.0 if self.look.smudge else 0.35)  # the lower lash line
         width, inner = 0.03 + 0.06 * q[6], 0.15 * q[7]
         fld = torch.tanh(self.p["eyeshadow_field"])
         a_lid, a_low, deep = 0, 0, 0
@@ -742,11 +745,14 @@ class Cosmetics(torch.nn.Module):
                 * _bump((-s - inner).clamp(min=0), 0.1)
             f = _sample(fld[i:i + 1], (s.clamp(-0.2, 1.4) - 0.6) / 0.8, (t.clamp(0, 1.2) - 0.6) / 0.6)
             lid = torch.sigmoid((H - t) / 0.1) * torch.sigmoid(above / 0.01) * along
+            # blended up to the brow bone at a lower opacity: a gradient, never a band with an edge at the crease
+            lid = torch.maximum(lid, 0.4 * torch.sigmoid((1.02 - t) / 0.1) * torch.sigmoid(above / 0.01) * along)
             a_lid = a_lid + lid * (1 + 0.6 * f[:, :1])
             deep = deep + lid * f[:, 1:4]
             a_low = a_low + _bump(g[f"{side}_lo"], width) * torch.sigmoid(-above / 0.01) * _bump((s - 0.55).abs() ** 2, 0.3)
         t_min = torch.minimum(g["r_t"], g["l_t"])
-        target = self.shade("eyeshadow", (8.0, 6.0, 6.0)) - lv * deep * torch.tensor([8.0, -6.0, -6.0]).view(1, 3, 1, 1) \
+        # the shade stays its colour word's hue (smoky stays grey-brown, never teal): lightness moves, colour barely
+        target = self.shade("eyeshadow", (8.0, 2.5, 2.5)) - lv * deep * torch.tensor([8.0, -2.0, -2.0]).view(1, 3, 1, 1) \
             - torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1) * depth * (1 - t_min / H).clamp(0, 1)
         if self.prod["eyeshadow"].finish:  # shimmer: a sheen in the middle of the lid
             target = target + torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1) * CAPS["finish_L"] * min(1.0, self.prod["eyeshadow"].finish / 2.5) \
@@ -791,16 +797,16 @@ class Cosmetics(torch.nn.Module):
         if p.shade is not None: target = torch.tensor(p.shade).view(1, 3, 1, 1)
         else: target = (self.own["brows"] - torch.tensor([1.0, 0.0, -0.1]) * (4.0 + CAPS["brows_dark"] * lv * torch.sigmoid(q[1]))).view(1, 3, 1, 1)
         target = target - torch.tensor([6.0, 0.0, 0.0]).view(1, 3, 1, 1) * sh[:, 2:3]
-        # a brow pencil follows the brow: a little thicker or thinner (thinning toward the tail), lifted at most 0.02 u
-        grow = 0.008 * torch.tanh(q[2]) + 0.008 * sh[:, :1] - 0.02 * g["brow_s"]
-        lift = 0.01 * torch.tanh(q[3]) + 0.01 * sh[:, 1:2]
+        # a brow pencil follows the brow: fuller or finer (thinning toward the tail), lifted at most 0.04 u
+        grow = 0.015 * torch.tanh(q[2]) + 0.015 * sh[:, :1] - 0.02 * g["brow_s"]
+        lift = 0.02 * torch.tanh(q[3]) + 0.02 * sh[:, 1:2]
         sdf = g["brow_sdf"]  # lifting the brow: a first-order move of its distance field along y
         dy = torch.zeros_like(sdf)
         dy[..., 1:-1, :] = (sdf[..., 2:, :] - sdf[..., :-2, :]) / (g["y"][..., 2:, :] - g["y"][..., :-2, :]).clamp(min=1e-6)
         fill = torch.sigmoid((grow - (sdf + lift * dy)) / 0.02)
         if lab is not None:  # mostly on the hairs (darker than the skin): never a flat slab over the skin around them
             hair = torch.sigmoid(((self.own["skin"][0] - 6.0) - lab[:, :1].detach()) / 3.0)
-            fill = fill * (0.3 + 0.7 * hair)
+            fill = fill * (0.6 + 0.4 * hair)
         return op * fill, target
 
     def lips(self, g: dict):
@@ -965,10 +971,11 @@ def show_zones(fields: dict) -> dict:
         eyes = eyes + near.float()
     return dict(lips=((g["lips_sdf"] < 0) & (g["mouth_sdf"] > 0)).float(), eyes=eyes.clamp(max=1) * (g["eyes_hole"] > 0.5).float())
 
-def show_loss(x: torch.Tensor, face: torch.Tensor, zones: dict, groups, target: float) -> torch.Tensor:
-    "Hinge on each asked-for group's mean colour change (dE) over its zone: 0 once it reaches `target`."
+def show_loss(x: torch.Tensor, face: torch.Tensor, zones: dict, groups, target: float, sigma: float = 0.0) -> torch.Tensor:
+    "Hinge on each asked-for group's mean colour change (dE) over its zone, both low-passed by `sigma` px: 0 at `target`."
     if not groups: return x.new_zeros(())
-    dE = (rgb_to_lab((x + 1) / 2) - rgb_to_lab((face + 1) / 2)).pow(2).sum(1, keepdim=True).add(1e-6).sqrt()
+    lp = (lambda v: blur(v, sigma)) if sigma > 0 else (lambda v: v)  # as the look report sees it: thin lines count less
+    dE = (rgb_to_lab(lp((x + 1) / 2)) - rgb_to_lab(lp((face + 1) / 2))).pow(2).sum(1, keepdim=True).add(1e-6).sqrt()
     return torch.stack([F.relu(target - (dE * zones[g]).sum() / zones[g].sum().clamp(min=1)) / target for g in groups]).sum()
 
 def _search_loop(model, rgb, fields, sigma, ref, surrogates, opt, cfg, gen, mode, steps, makeup_loss=None, face=None,
@@ -985,7 +992,8 @@ def _search_loop(model, rgb, fields, sigma, ref, surrogates, opt, cfg, gen, mode
         adv = identity_loss(mrg, mode, cfg.margin, cfg.temperature)
         reg = model.regulariser()
         clip = makeup_loss(face, x) if makeup_loss is not None and cfg.lambda_clip else x.new_zeros(())
-        show = show_loss(x, face, zones, model.look.shown, cfg.show_dE) if cfg.lambda_show else x.new_zeros(())
+        show = (show_loss(x, face, zones, model.look.shown, cfg.show_dE, 0.04 * fields["u"]) if cfg.lambda_show
+                else x.new_zeros(()))
         loss = cfg.lambda_adv * adv + cfg.lambda_reg * reg + cfg.lambda_clip * clip + cfg.lambda_show * show
         scores = pair_scores(surrogates, {k: v.detach()[:1] for k, v in embs.items()}, ref)
         worst = {k: float((m if mode == "dodging" else -m).detach().max()) for k, m in mrg.items()}  # the least fooled view
