@@ -738,14 +738,18 @@ def _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed
 def check_target(models: Models, cfg: ProtectConfig, target, photos) -> None:
     "Refuse (one `InputError`) a target photo that every judge already takes for a face of one of `photos`: impersonating it protects nothing."
     from c2p.faces import align_face, detect_faces, load_photo, pil_to_tensor
+    # random-initialised models (tiny preset) cannot tell people apart: only judges with real weights may refuse
+    members = {k: m for k, m in ensemble_members(models.judges).items()
+               if k == "dlib" or cfg.pretrained or cfg.renderer == "cosmetics"}
+    if not members: return
     ref = _judge(models, _target_face(target, cfg, models.device))
-    members = ensemble_members(models.judges)
     for path in photos:
         try: image = load_photo(path).image
         except C2PError: continue  # its own line comes later
         for i, face in enumerate(detect_faces(image, **_accepts(detect_faces, device=models.device))):
             x = pil_to_tensor(align_face(image, face, size=cfg.size).image)
-            scores = pair_scores(models.judges, _judge(models, x[None] if x.ndim == 3 else x), ref)
+            scores = {k: s for k, s in pair_scores(models.judges, _judge(models, x[None] if x.ndim == 3 else x), ref).items()
+                      if k in members}
             if scores and all(match_margin(members[k], s, cfg.far) >= 0 for k, s in scores.items()):
                 said = ", ".join(f"{k} {s:.3f} (threshold {threshold_of(members[k], cfg.far):.3f})" for k, s in scores.items())
                 raise InputError(f"the target photo {target} is already taken for the person in {Path(path).name} "
