@@ -506,7 +506,7 @@ def expand_inputs(paths, recursive: bool = False) -> list[Path]:
         if p.is_dir():
             found = p.rglob("*") if recursive else p.iterdir()
             out += sorted(q for q in found if q.suffix.lower() in IMAGE_EXTS and not q.stem.endswith("_protected")
-                          and not q.name.startswith(".") and q.is_file()
+                          and not q.name.startswith(".") and not q.is_dir()
                           and not any(part.startswith(".") for part in q.relative_to(p).parts))
         else:
             out.append(p)
