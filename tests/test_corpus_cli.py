@@ -126,6 +126,11 @@ def cli(argv, capsys):
     return code, [l for l in (out + err).splitlines() if l.strip()], out, secs
 
 
+def stderr_lines(lines, out) -> list[str]:
+    "The stderr part of `cli`'s lines (they come after the stdout result lines)."
+    return lines[len([l for l in out.splitlines() if l.strip()]):]
+
+
 def files_in(d) -> list[str]:
     d = Path(d)
     return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
@@ -214,13 +219,15 @@ def test_faces_reads_every_format(corpus, capsys, tmp_path):
     out = tmp_path / "faces"
     code, lines, out_s, _ = cli(["faces", *[str(cases[n]) for n in names], "--out", str(out), "--size", "64"], capsys)
     assert code == 0, lines
-    assert all(l.startswith("c2p faces: note:") for l in lines), lines  # extra frames and alpha are said, nothing else
+    notes, results = stderr_lines(lines, out_s), out_s.splitlines()
+    assert all(l.startswith("c2p faces: note:") for l in notes), notes  # extra frames and alpha are said, nothing else
+    assert len(results) == len(names) and all(": 1 face(s) -> " in l for l in results), results  # one result line each
     for n in names:
         stem = Path(n).stem
         assert f"{stem}_face0.png" in files_in(out) and f"{stem}_faces.json" in files_in(out), n
         rec = json.loads((out / f"{stem}_faces.json").read_text())
         assert len(rec["faces"]) == 1, n
-        record(n, "faces", 0, next((l for l in lines if n in l), "1 face"), [f"{stem}_face0.png", f"{stem}_faces.json"])
+        record(n, "faces", 0, next((l for l in notes if n in l), "1 face"), [f"{stem}_face0.png", f"{stem}_faces.json"])
     assert json.loads((out / "rotated_gps_faces.json").read_text())["size"] == list(_face().size)  # upright
     assert (os.stat(out / "cmyk_face0.png").st_mode & 0o777) == 0o666 & ~_umask()
     assert leftovers(out) == []
@@ -247,14 +254,15 @@ def test_faces_bad_inputs_and_no_face(corpus, capsys, tmp_path):
 def test_compare_every_face_and_no_verdict(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("C2P_HOME", str(tmp_path / "cache")); monkeypatch.setenv("C2P_OFFLINE", "1")
     a, group = FACES / "obama/obama_official_portrait.jpg", FACES / "group/two_people.jpg"
-    code, err, out, _ = cli(["compare", str(a), str(group), "--models", "dlib,irse50,facenet"], capsys)
+    code, both, out, _ = cli(["compare", str(a), str(group), "--models", "dlib,irse50,facenet"], capsys)
     lines = out.splitlines()
-    assert code == 0 and err == []
+    assert code == 0 and stderr_lines(both, out) == [], both
     assert "face 1/2" in lines[0] and "face 2/2" in lines[2] and lines[1].strip().startswith("dlib")
     assert "same person" in lines[1] and "different people" in lines[3]  # Obama is the first face of the group photo
     assert len(lines) == 5 and lines[4].startswith("irse50, facenet: weights not in the cache")  # one line for both
     record("compare: a group photo", "compare", code, " / ".join(l.strip() for l in lines[:2]), [])
-    code, err, out, _ = cli(["compare", str(a), str(group), "--models", "irse50,facenet"], capsys)
+    code, both, out, _ = cli(["compare", str(a), str(group), "--models", "irse50,facenet"], capsys)
+    err = stderr_lines(both, out)
     assert code == 1 and len(out.splitlines()) == 1 and len(err) == 1 and "no verdict" in err[0]
     record("compare: no weights", "compare", code, err[0], [])
 
@@ -506,13 +514,15 @@ mount -o remount,rw,size=20m tmpfs {mnt}
 def write_table(path: Path):
     head = "| case | command | exit | message | files written | inputs intact | seconds |\n|---|---|---|---|---|---|---|\n"
     import re  # no machine paths in the table: pytest's temporary folders and the checkout become relative
-    esc = lambda s: re.sub(r"/\S*?/pytest-of-[^/]+/pytest-\d+/[^/\s]+/", "", str(s).replace(str(ROOT) + "/", "")) \
+    shared = str(FACES.parent) + "/" if FACES else None  # the developers' shared photos: shown as shared/...
+    esc = lambda s: re.sub(r"/\S*?/pytest-of-[^/]+/pytest-\d+/[^/\s]+/", "",
+                           str(s).replace(str(ROOT) + "/", "").replace(shared or str(ROOT) + "/", "shared/")) \
         .replace("|", "\\|").replace("\n", " ")
     rows = "".join(f"| {esc(c)} | {cmd} | {'' if code is None else code} | {esc(msg)} | {esc(', '.join(w)) or '-'} | "
                    f"{'yes' if ok else 'NO'} | {'' if s is None else f'{s:.2f}'} |\n" for c, cmd, code, msg, w, ok, s in ROWS)
     extra = (f"\nJPEG output, pixels away from the face (beyond one face size around its box): {JPEG_OUTSIDE[0]:.2%} changed, "
              f"at most {JPEG_OUTSIDE[1]}/255 (source quantisation tables kept).\n") if JPEG_OUTSIDE else ""
-    path.write_text("# The bad-input corpus (issue 13)\n\nMade by `python tests/test_corpus_cli.py` (pytest on this file, then "
+    path.write_text("# The bad-input corpus (issues 13 and 20)\n\nMade by `python tests/test_corpus_cli.py` (pytest on this file, then "
                     "this table). Zero tracebacks; every input's sha256 unchanged; no partial, temporary or lock file left. Seconds: wall time of the command, in this process (modules already imported) unless it says fresh process (imports included, which is nearly all of it: the refusal itself takes milliseconds, before any model loads).\n\n" + head + rows + extra)
 
 
