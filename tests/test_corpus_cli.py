@@ -279,7 +279,7 @@ def test_faces_reads_every_format(corpus, capsys, tmp_path):
         assert f"{stem}_face0.png" in files_in(out) and f"{stem}_faces.json" in files_in(out), n
         rec = json.loads((out / f"{stem}_faces.json").read_text())
         assert len(rec["faces"]) == 1, n
-        record(n, "faces", 0, next((l for l in lines if n in l), "1 face"), [f"{stem}_face0.png", f"{stem}_faces.json"])
+        record(n, "faces", 0, next((l for l in notes if n in l), "1 face"), [f"{stem}_face0.png", f"{stem}_faces.json"])
     assert json.loads((out / "rotated_gps_faces.json").read_text())["size"] == list(_face().size)  # upright
     assert (os.stat(out / "cmyk_face0.png").st_mode & 0o777) == 0o666 & ~_umask()
     assert leftovers(out) == []
@@ -310,7 +310,7 @@ def test_compare_every_face_and_no_verdict(capsys, monkeypatch, tmp_path):
     a, group = FACES / "obama/obama_official_portrait.jpg", FACES / "group/two_people.jpg"
     code, err, out, _ = cli_split(["compare", str(a), str(group), "--models", "dlib,irse50,facenet"], capsys)
     lines = out.splitlines()
-    assert code == 0 and err == []
+    assert code == 0 and err == [], err
     assert "face 1/2" in lines[0] and "face 2/2" in lines[2] and lines[1].strip().startswith("dlib")
     assert "same person" in lines[1] and "different people" in lines[3]  # Obama is the first face of the group photo
     assert len(lines) == 5 and lines[4].startswith("irse50, facenet: weights not in the cache")  # one line for both
