@@ -16,8 +16,8 @@ import torch
 
 # %% auto #0
 __all__ = ['C2PError', 'InputError', 'NoFaceError', 'OutputExistsError', 'WeightsError', 'OutputError', 'atomic_path',
-           'file_mode', 'write_bytes_atomic', 'write_text_atomic', 'check_number', 'check_writable_dir', 'claim',
-           'get_device', 'seed_everything', 'shared_dir', 'data_dir', 'repo_dir', 'needs_weights']
+           'short_name', 'file_mode', 'write_bytes_atomic', 'write_text_atomic', 'check_number', 'check_writable_dir',
+           'lock_info', 'claim', 'get_device', 'seed_everything', 'shared_dir', 'data_dir', 'repo_dir', 'needs_weights']
 
 # %% ../nbs/00_core.ipynb #20769749
 class C2PError(Exception):
@@ -47,7 +47,7 @@ def atomic_path(dest, overwrite: bool = False):
         raise OutputExistsError(f"{dest} already exists (pass overwrite to replace it)")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part" + dest.suffix, dir=dest.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{short_name(dest.name, 120)}.", suffix=".part" + dest.suffix, dir=dest.parent)
         os.close(fd)
     except OSError as e:
         raise OutputError(f"cannot write {dest}: {e.strerror or e}") from None
@@ -61,6 +61,14 @@ def atomic_path(dest, overwrite: bool = False):
         raise OutputError(f"cannot write {dest}: {e.strerror or e}") from None
     finally:
         with contextlib.suppress(OSError): tmp.unlink(missing_ok=True)
+
+def short_name(name: str, limit: int = 200) -> str:
+    "`name` if it takes at most `limit` UTF-8 bytes, else its start and a hash of it: derived file names stay under the 255-byte limit."
+    if len(name.encode()) <= limit: return name
+    import hashlib
+    tag = "~" + hashlib.sha256(name.encode()).hexdigest()[:10]  # the hash keeps two long names that share a start apart
+    head = name.encode()[: limit - len(tag)].decode("utf-8", "ignore")  # never cut a character in half
+    return head + tag
 
 def file_mode() -> int:
     "The permission bits a new file gets here (0o666 less the umask), e.g. 0o644."
@@ -111,6 +119,11 @@ def check_writable_dir(folder, what: str = "--out") -> Path:
         raise OutputError(f"{what} {folder} is not writable ({e.strerror or e})") from None
     return folder
 
+def lock_info(lock: Path) -> str:
+    "What the run holding `lock` wrote after its pid (see `claim`); '' when unreadable."
+    try: return Path(lock).read_text().split("\n", 1)[1].strip()
+    except (OSError, IndexError, UnicodeDecodeError): return ""
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -121,8 +134,8 @@ def _alive(pid: int) -> bool:
     return True
 
 @contextlib.contextmanager
-def claim(lock: Path):
-    "Hold lock file `lock` (O_EXCL) while the block runs; yield None instead when a live process holds it (a dead one's lock is taken over)."
+def claim(lock: Path, info: str = ""):
+    "Hold lock file `lock` (O_EXCL, holding our pid and `info`) while the block runs; yield None instead when a live process holds it (a dead one's lock is taken over)."
     lock = Path(lock)
     for _ in range(2):
         try:
@@ -142,7 +155,7 @@ def claim(lock: Path):
     else:
         yield -1; return
     try:
-        os.write(fd, f"{os.getpid()}\n".encode()); os.close(fd)
+        os.write(fd, f"{os.getpid()}\n{info}".encode()); os.close(fd)  # info: what the run asked for, for the one that waits
         yield None
     finally:
         with contextlib.suppress(OSError): lock.unlink()
@@ -167,7 +180,7 @@ def seed_everything(seed: int) -> torch.Generator:
 
 # %% ../nbs/00_core.ipynb #db7c3174
 def shared_dir() -> Path | None:
-    "The `shared/` folder of development photos (`C2P_SHARED` or a `shared/` beside a parent folder), if present."
+    "The `shared/` folder of development photos (`C2P_SHARED` or a `shared/` beside a parent folder), if present; `C2P_SHARED=none` hides it."
     env = os.environ.get("C2P_SHARED")
     if env:
         return Path(env) if Path(env).is_dir() else None

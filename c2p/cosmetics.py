@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 import time
+import unicodedata
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,10 +22,11 @@ from .core import InputError
 # %% auto #0
 __all__ = ['PRODUCTS', 'FEATHER', 'FIELD_NAMES', 'COLOURS', 'COLOUR_ALIASES', 'DEFAULT_SHADES', 'CAPS', 'BRONZERS', 'STRENGTHS',
            'BASE', 'PRODUCT_WORDS', 'INTENSITY_WORDS', 'FINISH_WORDS', 'NAMED_LOOKS', 'STOPWORDS', 'MAX_PROMPT',
-           'BASE_LEVEL', 'SCULPT_L', 'LandmarkError', 'face_frame', 'check_landmarks', 'region_polygons', 'blur',
-           'region_masks', 'face_canvas', 'polyline_distance', 'polygon_sdf', 'face_fields', 'rgb_to_lab', 'lab_to_rgb',
-           'hex_to_lab', 'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary', 'parse_prompt',
-           'skin_shapes', 'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot',
+           'FOREIGN_PHRASES', 'FOREIGN_WORDS', 'FOREIGN_STOPWORDS', 'BASE_LEVEL', 'SCULPT_L', 'COVER', 'LandmarkError',
+           'face_frame', 'check_landmarks', 'region_polygons', 'blur', 'region_masks', 'face_canvas',
+           'polyline_distance', 'polygon_sdf', 'face_fields', 'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab', 'Product',
+           'strength_value', 'strength_name', 'Look', 'vocabulary', 'normalise_prompt', 'parse_prompt', 'skin_shapes',
+           'keep_skin_hue', 'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot',
            'margins', 'identity_loss', 'CosmeticsResult', 'show_zones', 'show_loss', 'cosmetic_search']
 
 # %% ../nbs/08b_cosmetics.ipynb #c007
@@ -417,12 +419,70 @@ STOPWORDS = {"a", "an", "the", "and", "with", "some", "of", "on", "in", "to", "f
              "up", "style", "color", "colour", "coloured", "colored", "toned", "tone", "shade", "very", "bit", "little",
              "please", "wearing", "wear", "plus", "only", "just", "face", "full", "classic", "touch", "hint", "slightly"}
 MAX_PROMPT = 300
+#: the common cosmetic words of French, Spanish, German and Portuguese, as the English words above (accents removed);
+#: phrases first ("rouge a levres" is lipstick, "rouge" alone a colour in French)
+FOREIGN_PHRASES = {
+    "rouge a levres": "lipstick", "fard a paupieres": "eyeshadow", "ombre a paupieres": "eyeshadow",
+    "fard a joues": "blush", "fond de teint": "foundation", "yeux charbonneux": "smoky eyes", "yeux fumes": "smoky eyes",
+    "barra de labios": "lipstick", "lapiz labial": "lipstick", "sombra de ojos": "eyeshadow", "ojos ahumados": "smoky eyes",
+    "delineador de ojos": "eyeliner", "base de maquillaje": "foundation",
+    "sombra de olhos": "eyeshadow", "sombra para olhos": "eyeshadow", "olhos esfumados": "smoky eyes",
+    "delineador de olhos": "eyeliner", "rauchige augen": "smoky eyes", "smokey augen": "smoky eyes",
+}
+FOREIGN_WORDS = {
+    # products
+    "levres": "lips", "yeux": "eyes", "paupieres": "lids", "sourcils": "brows", "joues": "cheeks", "teint": "foundation",
+    "labial": "lipstick", "pintalabios": "lipstick", "labios": "lips", "ojos": "eyes", "parpados": "lids",
+    "cejas": "brows", "mejillas": "cheeks", "rubor": "blush", "colorete": "blush", "delineador": "eyeliner",
+    "sombra": "eyeshadow", "iluminador": "highlighter", "lippenstift": "lipstick", "lippen": "lips", "augen": "eyes",
+    "lidschatten": "eyeshadow", "augenbrauen": "brows", "wangen": "cheeks", "lidstrich": "eyeliner",
+    "grundierung": "foundation", "batom": "lipstick", "olhos": "eyes", "palpebras": "lids", "sobrancelhas": "brows",
+    "bochechas": "cheeks", "khol": "kohl",
+    # colours
+    "noir": "black", "noire": "black", "marron": "brown", "brun": "brown", "dore": "gold", "doree": "gold",
+    "prune": "plum", "bleu": "blue", "bleue": "blue", "vert": "green", "verte": "green", "corail": "coral",
+    "gris": "grey", "grise": "grey", "argent": "silver", "argente": "silver", "peche": "peach", "cuivre": "copper",
+    "rojo": "red", "roja": "red", "rosa": "pink", "negro": "black", "negra": "black", "cafe": "brown",
+    "dorado": "gold", "dorada": "gold", "ciruela": "plum", "morado": "purple", "morada": "purple", "azul": "blue",
+    "verde": "green", "vino": "wine", "plateado": "silver", "durazno": "peach", "melocoton": "peach",
+    "naranja": "orange", "cobre": "copper", "rot": "red", "rote": "red", "roter": "red", "roten": "red",
+    "schwarz": "black", "schwarze": "black", "schwarzer": "black", "braun": "brown", "braune": "brown",
+    "goldene": "gold", "goldener": "gold", "goldenen": "gold", "pflaume": "plum", "lila": "purple", "blau": "blue",
+    "grun": "green", "grau": "grey", "silber": "silver", "pfirsich": "peach", "kupfer": "copper",
+    "vermelho": "red", "vermelha": "red", "preto": "black", "preta": "black", "marrom": "brown", "dourado": "gold",
+    "dourada": "gold", "ameixa": "plum", "roxo": "purple", "roxa": "purple", "vinho": "wine", "cinza": "grey",
+    "prateado": "silver", "pessego": "peach", "laranja": "orange",
+    # how
+    "fonce": "dark", "foncee": "dark", "clair": "light", "claire": "light", "leger": "light", "legere": "light",
+    "naturel": "natural", "naturelle": "natural", "mat": "matte", "brillant": "shimmer", "paillete": "glitter",
+    "oscuro": "dark", "oscura": "dark", "claro": "light", "clara": "light", "suave": "soft", "intenso": "intense",
+    "intensa": "intense", "mate": "matte", "brillante": "shimmer", "dunkel": "dark", "dunkle": "dark",
+    "dunkler": "dark", "dunklen": "dark", "hell": "light", "helle": "light", "naturlich": "natural", "kraftig": "bold",
+    "matt": "matte", "glitzer": "glitter", "schimmernd": "shimmer", "escuro": "dark", "escura": "dark",
+    "fosco": "matte", "cintilante": "shimmer", "brilhante": "shimmer", "esfumado": "smudged",
+    "maquillage": "makeup", "maquillaje": "makeup", "maquiagem": "makeup", "schminke": "makeup", "sans": "no",
+    "sin": "no", "ohne": "no", "sem": "no",
+    # joining words
+    "et": "and", "y": "and", "e": "and", "und": "and", "avec": "with", "con": "with", "com": "with", "mit": "with",
+}
+#: articles and prepositions of those languages: read, never reported as ignored
+FOREIGN_STOPWORDS = {"de", "du", "des", "la", "le", "les", "el", "los", "las", "o", "os", "au", "aux", "der", "die",
+                     "das", "un", "une", "uno", "una", "um", "uma", "ein", "eine", "einem", "einen", "pour", "para",
+                     "fur", "sur"}
 
 def vocabulary() -> str:
     "What prompts c2p understands, in one sentence."
     return (f"products ({', '.join(sorted({w for ws in PRODUCT_WORDS.values() for w in ws[:2]}))}), colours "
             f"({', '.join(COLOURS)}), intensity ({', '.join(INTENSITY_WORDS)}), finish ({', '.join(FINISH_WORDS)}) "
             f"and looks ({', '.join(sorted(set(NAMED_LOOKS) - {'smokey eyes', 'smoky eye', 'no makeup', 'bronzed'}))})")
+
+def normalise_prompt(text: str) -> str:
+    "The prompt in lower-case English words: accents dropped, French/Spanish/German/Portuguese cosmetic words translated."
+    plain = "".join(ch for ch in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(ch))
+    low = " " + re.sub(r"[^a-z0-9]+", " ", plain.replace("ß", "ss")).strip() + " "
+    for phrase in sorted(FOREIGN_PHRASES, key=len, reverse=True):
+        low = low.replace(f" {phrase} ", f" {FOREIGN_PHRASES[phrase]} ")
+    return " " + " ".join(FOREIGN_WORDS.get(w, w) for w in low.split() if w not in FOREIGN_STOPWORDS) + " "
 
 def _colour_word(w: str):
     return COLOUR_ALIASES.get(w, w) if w in COLOURS or w in COLOUR_ALIASES else None
@@ -439,10 +499,11 @@ def parse_prompt(prompt: str) -> Look:
     text = str(prompt).strip()
     if len(text) > MAX_PROMPT:
         raise InputError(f"the makeup prompt is {len(text)} characters long; keep it under {MAX_PROMPT} (a few words)")
-    low = " " + re.sub(r"[^a-z0-9]+", " ", text.lower()).strip() + " "
+    low = normalise_prompt(text)
     product_words = {w for ws in PRODUCT_WORDS.values() for w in ws}
     names_products = bool(set(low.split()) & product_words)
     chosen, wing, smudge, bold_base, k_global, tex_global, seen = {}, False, False, False, None, None, False
+    no_makeup = any(f" {p} " in low for p in ("no makeup", "without makeup", "bare face"))
     for phrase in sorted(NAMED_LOOKS, key=len, reverse=True):
         if phrase == "natural" and names_products: continue  # "natural pink blush": an intensity, not the look
         if f" {phrase} " in low:
@@ -460,10 +521,12 @@ def parse_prompt(prompt: str) -> Look:
     for phrase in re.split(r"\s*(?:,|\band\b|\bwith\b|\bplus\b)\s*", low):
         words = phrase.split()
         if not words: continue
-        prods, colours, k, tex = [], [], None, None
+        prods, colours, k, tex, unread = [], [], None, None, []
+        others = sum(1 for w in words if w != "rouge" and any(w in ws for ws in PRODUCT_WORDS.values()))
         for w in words:
             key = w[:-1] if w.endswith("s") and w not in COLOURS and w[:-1] in COLOURS else w
-            hit = next((p for p, ws in PRODUCT_WORDS.items() if w in ws), None)
+            if w == "rouge" and others: key = "red"  # "levres rouges": French red; "rouge" alone: a blush
+            hit = None if key == "red" else next((p for p, ws in PRODUCT_WORDS.items() if w in ws), None)
             if hit:
                 prods.append(hit); wing |= w in ("winged", "wing")
             elif _colour_word(key) or key in COLOURS:
@@ -473,16 +536,22 @@ def parse_prompt(prompt: str) -> Look:
             elif w in INTENSITY_WORDS: k = INTENSITY_WORDS[w]
             elif w in FINISH_WORDS: tex = FINISH_WORDS[w]
             elif w in ("smudged", "smudge", "kohl", "grunge"): smudge = True
-            elif w not in STOPWORDS: ignored.append(w); continue
+            elif w not in STOPWORDS: ignored.append(w); unread.append(w); continue
             seen = True
-        if not prods and colours: prods = ["lips"]  # "red" alone: the lips
+        if not prods and colours and not unread: prods = ["lips"]  # "red" alone: the lips; "green beard": not makeup
         if not prods and (k is not None or tex is not None):  # "bold", "shimmery": the whole look
             k_global = k if k is not None else k_global
             tex_global = tex if tex is not None else tex_global
         for p in prods:
             chosen[p] = dict(colour=colours[0] if colours else chosen.get(p, {}).get("colour"), k=k, tex=tex)
-    if not seen or not (chosen or k_global is not None or tex_global is not None):
-        raise InputError(f"c2p does not understand the makeup prompt {text[:60]!r}: it knows {vocabulary()}")
+    if not seen or not chosen:
+        raise InputError(f"the prompt {text[:60]!r} names no makeup product c2p knows (it reads English, and common "
+                         f"cosmetic words in French, Spanish, German and Portuguese): it knows {vocabulary()}")
+    if no_makeup and (bold_base or max([k_global or 0] + [c["k"] or 0 for c in chosen.values()]) > 1.0
+                      or set(chosen) - {"lips"}):
+        raise InputError(f"the prompt {text[:60]!r} asks for no makeup and for makeup at once: say which")
+    if "eyeliner" in chosen and "eyeshadow" not in chosen:  # liner is worn over a neutral wash that sets it off
+        chosen["eyeshadow"] = dict(colour="taupe", k=0.75, tex=None)
     k0 = 1.0 if k_global is None else k_global
     products = []
     for name in PRODUCTS:
@@ -535,6 +604,20 @@ def skin_shapes(L: torch.Tensor, product: str) -> list:
               ("ellipse", (L[8] + T(0, -0.3), 0.15, 0.13, 0.0)), ("ellipse", (T(0, -0.8), 0.22, 0.15, 0.0))]  # chin, forehead
     return S
 
+def keep_skin_hue(lab_base: torch.Tensor, D: torch.Tensor, hue: tuple = (22.0, 78.0), chroma: float = 9.0) -> torch.Tensor:
+    "The change `D` [1,3,h,w] moved so that skin of a skin hue (20-80 degrees, chroma >= 8) keeps one, with a margin."
+    a0, b0 = lab_base[:, 1:2], lab_base[:, 2:3]
+    h0, c0 = torch.rad2deg(torch.atan2(b0, a0)), torch.sqrt(a0 * a0 + b0 * b0)
+    # skin-hued pixels, and those just outside the range (blur and JPEG move a pixel by a few degrees either way), are
+    # kept inside it; elsewhere a stand-in colour keeps atan2's gradient finite
+    inside = (h0 > 16) & (h0 < 84) & (c0 >= 6)
+    a = torch.where(inside, a0 + D[:, 1:2], torch.ones_like(a0))
+    b = torch.where(inside, b0 + D[:, 2:3], torch.ones_like(b0))
+    h = torch.atan2(b, a).clamp(math.radians(hue[0]), math.radians(hue[1]))
+    c = torch.sqrt(a * a + b * b + 1e-6).clamp(min=chroma)
+    ab = torch.cat([c * torch.cos(h), c * torch.sin(h)], 1) - lab_base[:, 1:]
+    return torch.cat([D[:, :1], torch.where(inside, ab, D[:, 1:])], 1)
+
 def _sample(grid: torch.Tensor, u: torch.Tensor, v: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     "Values [1,C,h,w] of a small parameter grid [1,C,gh,gw] at coordinates u (across), v (down) [1,1,h,w] in [-1, 1]."
     return F.grid_sample(grid, torch.stack([u, v], -1)[:, 0], mode=mode, padding_mode="border", align_corners=True)
@@ -542,6 +625,8 @@ def _sample(grid: torch.Tensor, u: torch.Tensor, v: torch.Tensor, mode: str = "b
 #: a product not asked for goes this fraction of the way; the search may lighten or darken the face's skin within
 #: this many L* as a smooth field (the finish of a foundation, never a colour)
 BASE_LEVEL, SCULPT_L = 1.0, 8.0
+#: how much of the photo's fine detail under a covering product its pigment hides, at full opacity
+COVER = dict(eyeshadow=0.3, eyeliner=0.6, brows=0.0, lips=0.5)
 
 class Cosmetics(torch.nn.Module):
     "Differentiable makeup of one look: each product a shape in its zone, with bounded amount, placement and shade."
@@ -588,8 +673,10 @@ class Cosmetics(torch.nn.Module):
     def shade(self, name: str, span: tuple) -> torch.Tensor:
         "The product's Lab shade, moved by the search within `span` of its colour word's."
         p = self.prod[name]
-        lab = p.shade if p.shade is not None else hex_to_lab(COLOURS[DEFAULT_SHADES[name]])
-        return (torch.tensor(lab) + torch.tensor(span) * torch.tanh(self.p[name + "_shade"])).view(1, 3, 1, 1)
+        lab = torch.tensor(p.shade if p.shade is not None else hex_to_lab(COLOURS[DEFAULT_SHADES[name]]))
+        # in a dark photo (or on dark skin) a product is seen darker too: no lipstick lighter than the face around it
+        lab = lab - torch.tensor([0.5 * max(0.0, 60.0 - float(self.own["skin"][0])), 0.0, 0.0])
+        return (lab + torch.tensor(span) * torch.tanh(self.p[name + "_shade"])).view(1, 3, 1, 1)
 
     def shape_mask(self, name: str, x, y, L) -> torch.Tensor:
         "The product's soft shapes [1,1,h,w], each moved (up to 0.08 u), resized (+-18%) and weighed by the search."
@@ -637,15 +724,18 @@ class Cosmetics(torch.nn.Module):
         # all products together: at most 8 L* lighter (never toward white, never past L* 94) and 10 L* darker
         light = torch.minimum(torch.full_like(D[:, :1], CAPS["highlighter_L"]), (94.0 - lab_base[:, :1]).clamp(min=0))
         D = torch.cat([D[:, :1].clamp(min=-CAPS["contour_L"]).minimum(light), D[:, 1:]], 1)
-        return D * (CAPS["skin_dE"] / D.norm(dim=1, keepdim=True).clamp(min=CAPS["skin_dE"]))  # at most skin_dE in all
+        if "lips" in self.prod:  # the base fades near a lipstick, whose edge then reads as the lip line (no bleed)
+            D = D * (1 - 0.5 * torch.sigmoid((0.16 - g["lips_sdf"]) / 0.04))
+        D = D * (CAPS["skin_dE"] / D.norm(dim=1, keepdim=True).clamp(min=CAPS["skin_dE"]))  # at most skin_dE in all
+        return keep_skin_hue(lab_base, D)  # never grey, green or purple where the skin had a skin hue
 
     def eyeshadow(self, g: dict):
         "Opacity [1,1,h,w] and Lab target of the eyeshadow: lid to crease, placement, gradient and smoky smudge."
         q, lv = torch.sigmoid(self.p["eyeshadow"]), self.level("eyeshadow")
         op = CAPS["shadow_op"] * lv * (0.65 + 0.35 * q[0])
-        H, outer, sweep = 0.55 + 0.45 * q[1], 0.8 * q[2], 0.2 + 0.4 * q[3]  # height (1: the brow), outer half, past the corner
+        H, outer, sweep = 0.7 + 0.3 * q[1], 0.8 * q[2], 0.2 + 0.4 * q[3]  # height (1: the brow), outer half, past the corner
         depth = 14.0 * lv * q[4]                                                 # deeper at the lash line
-        smudge = CAPS["smudge_op"] * lv * q[5] * (1.0 if self.look.smudge else 0.35)
+        smudge = CAPS["smudge_op"] * lv * (0.5 + 0.5 * q[5]) * (1.0 if self.look.smudge else 0.35)  # the lower lash line
         width, inner = 0.03 + 0.06 * q[6], 0.15 * q[7]
         fld = torch.tanh(self.p["eyeshadow_field"])
         a_lid, a_low, deep = 0, 0, 0
@@ -655,11 +745,14 @@ class Cosmetics(torch.nn.Module):
                 * _bump((-s - inner).clamp(min=0), 0.1)
             f = _sample(fld[i:i + 1], (s.clamp(-0.2, 1.4) - 0.6) / 0.8, (t.clamp(0, 1.2) - 0.6) / 0.6)
             lid = torch.sigmoid((H - t) / 0.1) * torch.sigmoid(above / 0.01) * along
+            # blended up to the brow bone at a lower opacity: a gradient, never a band with an edge at the crease
+            lid = torch.maximum(lid, 0.4 * torch.sigmoid((1.02 - t) / 0.1) * torch.sigmoid(above / 0.01) * along)
             a_lid = a_lid + lid * (1 + 0.6 * f[:, :1])
             deep = deep + lid * f[:, 1:4]
             a_low = a_low + _bump(g[f"{side}_lo"], width) * torch.sigmoid(-above / 0.01) * _bump((s - 0.55).abs() ** 2, 0.3)
         t_min = torch.minimum(g["r_t"], g["l_t"])
-        target = self.shade("eyeshadow", (8.0, 6.0, 6.0)) - lv * deep * torch.tensor([8.0, -6.0, -6.0]).view(1, 3, 1, 1) \
+        # the shade stays its colour word's hue (smoky stays grey-brown, never teal): lightness moves, colour barely
+        target = self.shade("eyeshadow", (8.0, 2.5, 2.5)) - lv * deep * torch.tensor([8.0, -2.0, -2.0]).view(1, 3, 1, 1) \
             - torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1) * depth * (1 - t_min / H).clamp(0, 1)
         if self.prod["eyeshadow"].finish:  # shimmer: a sheen in the middle of the lid
             target = target + torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1) * CAPS["finish_L"] * min(1.0, self.prod["eyeshadow"].finish / 2.5) \
@@ -693,8 +786,8 @@ class Cosmetics(torch.nn.Module):
         col = self.prod["eyeliner"].shade or hex_to_lab(COLOURS["black"])
         return op * alpha.clamp(max=1) * g["eyes_hole"], torch.tensor(col).view(1, 3, 1, 1)
 
-    def brows(self, g: dict):
-        "Opacity and Lab target of the brow fill: the brow's own colour, deeper, its thickness and arch moved a little."
+    def brows(self, g: dict, lab: torch.Tensor | None = None):
+        "Opacity and Lab target of the brow fill: on the hairs more than the skin between them, deeper, its shape moved a little."
         q, lv, p = self.p["brows"], self.level("brows"), self.prod["brows"]
         op = CAPS["brows_op"] * min(1.0, 0.3 + lv) * torch.sigmoid(q[0])
         shape = torch.tanh(self.p["brows_shape"])
@@ -704,11 +797,17 @@ class Cosmetics(torch.nn.Module):
         if p.shade is not None: target = torch.tensor(p.shade).view(1, 3, 1, 1)
         else: target = (self.own["brows"] - torch.tensor([1.0, 0.0, -0.1]) * (4.0 + CAPS["brows_dark"] * lv * torch.sigmoid(q[1]))).view(1, 3, 1, 1)
         target = target - torch.tensor([6.0, 0.0, 0.0]).view(1, 3, 1, 1) * sh[:, 2:3]
-        grow, lift = 0.015 * torch.tanh(q[2]) + 0.015 * sh[:, :1], 0.03 * torch.tanh(q[3]) + 0.03 * sh[:, 1:2]
+        # a brow pencil follows the brow: fuller or finer (thinning toward the tail), lifted at most 0.04 u
+        grow = 0.015 * torch.tanh(q[2]) + 0.015 * sh[:, :1] - 0.02 * g["brow_s"]
+        lift = 0.02 * torch.tanh(q[3]) + 0.02 * sh[:, 1:2]
         sdf = g["brow_sdf"]  # lifting the brow: a first-order move of its distance field along y
         dy = torch.zeros_like(sdf)
         dy[..., 1:-1, :] = (sdf[..., 2:, :] - sdf[..., :-2, :]) / (g["y"][..., 2:, :] - g["y"][..., :-2, :]).clamp(min=1e-6)
-        return op * torch.sigmoid((grow - (sdf + lift * dy)) / 0.012), target
+        fill = torch.sigmoid((grow - (sdf + lift * dy)) / 0.02)
+        if lab is not None:  # mostly on the hairs (darker than the skin): never a flat slab over the skin around them
+            hair = torch.sigmoid(((self.own["skin"][0] - 6.0) - lab[:, :1].detach()) / 3.0)
+            fill = fill * (0.6 + 0.4 * hair)
+        return op * fill, target
 
     def lips(self, g: dict):
         "Opacity and Lab target of the lipstick: inside the lip line, never on teeth; shade, ombre, liner, gloss."
@@ -737,9 +836,11 @@ class Cosmetics(torch.nn.Module):
         lab, base = lab + D, base + D
         for name in ("eyeshadow", "eyeliner", "brows", "lips"):  # covering products, later layers over earlier ones
             if name in self.prod:
-                alpha, target = getattr(self, name)(g)
+                alpha, target = self.brows(g, lab) if name == "brows" else getattr(self, name)(g)
                 step = alpha * (target - base)
-                lab, base = lab + step, base + step
+                # pigment hides part of what lies under it (a lip's shine spot, blotches), never the shading
+                lab = base + step + (lab - base) * (1 - COVER[name] * alpha)
+                base = base + step
         return lab_to_rgb(lab)
 
     def regulariser(self) -> torch.Tensor:
@@ -870,10 +971,11 @@ def show_zones(fields: dict) -> dict:
         eyes = eyes + near.float()
     return dict(lips=((g["lips_sdf"] < 0) & (g["mouth_sdf"] > 0)).float(), eyes=eyes.clamp(max=1) * (g["eyes_hole"] > 0.5).float())
 
-def show_loss(x: torch.Tensor, face: torch.Tensor, zones: dict, groups, target: float) -> torch.Tensor:
-    "Hinge on each asked-for group's mean colour change (dE) over its zone: 0 once it reaches `target`."
+def show_loss(x: torch.Tensor, face: torch.Tensor, zones: dict, groups, target: float, sigma: float = 0.0) -> torch.Tensor:
+    "Hinge on each asked-for group's mean colour change (dE) over its zone, both low-passed by `sigma` px: 0 at `target`."
     if not groups: return x.new_zeros(())
-    dE = (rgb_to_lab((x + 1) / 2) - rgb_to_lab((face + 1) / 2)).pow(2).sum(1, keepdim=True).add(1e-6).sqrt()
+    lp = (lambda v: blur(v, sigma)) if sigma > 0 else (lambda v: v)  # as the look report sees it: thin lines count less
+    dE = (rgb_to_lab(lp((x + 1) / 2)) - rgb_to_lab(lp((face + 1) / 2))).pow(2).sum(1, keepdim=True).add(1e-6).sqrt()
     return torch.stack([F.relu(target - (dE * zones[g]).sum() / zones[g].sum().clamp(min=1)) / target for g in groups]).sum()
 
 def _search_loop(model, rgb, fields, sigma, ref, surrogates, opt, cfg, gen, mode, steps, makeup_loss=None, face=None,
@@ -890,7 +992,8 @@ def _search_loop(model, rgb, fields, sigma, ref, surrogates, opt, cfg, gen, mode
         adv = identity_loss(mrg, mode, cfg.margin, cfg.temperature)
         reg = model.regulariser()
         clip = makeup_loss(face, x) if makeup_loss is not None and cfg.lambda_clip else x.new_zeros(())
-        show = show_loss(x, face, zones, model.look.shown, cfg.show_dE) if cfg.lambda_show else x.new_zeros(())
+        show = (show_loss(x, face, zones, model.look.shown, cfg.show_dE, 0.04 * fields["u"]) if cfg.lambda_show
+                else x.new_zeros(()))
         loss = cfg.lambda_adv * adv + cfg.lambda_reg * reg + cfg.lambda_clip * clip + cfg.lambda_show * show
         scores = pair_scores(surrogates, {k: v.detach()[:1] for k, v in embs.items()}, ref)
         worst = {k: float((m if mode == "dodging" else -m).detach().max()) for k, m in mrg.items()}  # the least fooled view

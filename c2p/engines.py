@@ -20,8 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .core import C2PError, InputError, OutputError, claim
-from .pipeline import (IMAGE_EXTS, Job, Plan, check_target, job_failed, load_models, planned_statuses, preflight,
-                       protect_files, protect_job)
+from .pipeline import (IMAGE_EXTS, Job, Plan, check_target, describe_settings, earlier_output, job_failed, load_models,
+                       look_line, parse_look, planned_statuses, preflight, protect_files, protect_job, run_settings)
 
 # %% auto #0
 __all__ = ['LIST_EXTS', 'DETECT_CPUS', 'SUMMARY_COLUMNS', 'read_list', 'gather_inputs', 'ray_module', 'ray_cluster',
@@ -155,9 +155,11 @@ def detect_row(row: dict, cfg, threads: int | None = None) -> dict:
 
 class PhotoProtector:
     "Stage 3, a Ray actor: builds the models once, then protects each photo it gets with `protect_job` and writes it."
-    def __init__(self, cfg, prompt: str, out_dir: str, settings: dict, device: str = "cpu", threads: int = 1):
+    def __init__(self, cfg, prompt: str, out_dir: str, settings: dict, device: str = "cpu", threads: int = 1,
+                 want: dict | None = None, no_overwrite: bool = False):
         torch.set_num_threads(threads)
         self.plan, self.settings = Plan(cfg, prompt, Path(out_dir), jobs=[]), settings
+        self.want, self.no_overwrite = want or run_settings(cfg, prompt, settings.get("target")), no_overwrite  # what a rerun compares
         self.models = load_models(cfg, device)
 
     def __call__(self, row: dict) -> dict:
@@ -165,28 +167,29 @@ class PhotoProtector:
 
     def protect_row(self, row: dict) -> dict:
         "The status of one row: decided upstream, or the photo protected and written here."
-        from c2p.pipeline import _read_verdict
         job, st = _job(row), _status(row)
         if st["status"]: return st
         try:
-            with claim(self.plan.out_dir / f".{job.stem}.c2p-lock") as holder:  # the local engine's lock: runs never collide
+            lock = self.plan.out_dir / f".{job.stem}.c2p-lock"  # the local engine's lock: runs never collide
+            with claim(lock, info=describe_settings(self.want)) as holder:
                 if holder is not None:
                     return st | dict(status="failed", message=f"{job.path.name}: another c2p run (pid {holder}) is protecting "
                                                               f"it; rerun once it is done")
-                if job.out_img.exists() and job.out_rep.exists() and not self.settings.get("overwrite"):
-                    protected, verdict = _read_verdict(job.out_rep)  # finished meanwhile by another run
-                    return st | dict(status="skipped", protected=protected,
-                                     message=f"{job.path.name}: already protected ({job.out_img.name}): {verdict}")
+                # done meanwhile by another run: skipped; made with other settings: replaced, or kept with no_overwrite
+                replaced = earlier_output(job, st, self.want, self.settings.get("overwrite", False), self.no_overwrite)
+                if replaced is None: return st
                 return protect_job(job, st, self.plan, self.models, faces=pickle.loads(row["faces"]), progress=False,
-                                   **self.settings)
+                                   replaced=replaced, **self.settings)
         except C2PError as e: return job_failed(job, st, e)  # a disk error fails this photo; the other actors go on
         except Exception as e: return _unforeseen(job, st, e)
 
-def photo_pipeline(ds, cfg, prompt: str, out_dir, layout: dict, settings: dict):
+def photo_pipeline(ds, cfg, prompt: str, out_dir, layout: dict, settings: dict, want: dict | None = None,
+                   no_overwrite: bool = False):
     "Ray Data `Dataset` of planned rows -> lazy `Dataset` of {index, status (JSON)}: detection tasks, then protecting actors."
     ds = ds.map(detect_row, fn_kwargs=dict(cfg=cfg, threads=1), num_cpus=layout["detect_cpus"])
     return ds.map(PhotoProtector, fn_constructor_kwargs=dict(cfg=cfg, prompt=prompt, out_dir=str(out_dir), settings=settings,
-                                                             device=layout["device"], threads=layout["threads"]),
+                                                             device=layout["device"], threads=layout["threads"],
+                                                             want=want, no_overwrite=no_overwrite),
                   concurrency=layout["actors"], num_cpus=layout["num_cpus"], num_gpus=layout["num_gpus"] or None)
 
 # %% ../nbs/09b_engines.ipynb #1c7f2124
@@ -224,15 +227,16 @@ def _check_ray_device(device) -> str | None:
     raise InputError(f"--device {device!r}: with --engine ray use cpu or cuda (each actor is given a GPU of its own)")
 
 def protect_dataset(paths, out_dir, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None,
-                    device: str | None = None, seed: int = 0, overwrite: bool = False, recursive: bool = False,
-                    address: str | None = None, actors: int | None = None, cpus_per_actor: int = 1, num_cpus: int | None = None,
-                    progress: bool = True, log=print, on_result=None, summary=None, **overrides) -> list[dict]:
+                    device: str | None = None, seed: int = 0, overwrite: bool = False, no_overwrite: bool = False,
+                    recursive: bool = False, address: str | None = None, actors: int | None = None, cpus_per_actor: int = 1,
+                    num_cpus: int | None = None, progress: bool = True, log=print, on_result=None, summary=None, **overrides) -> list[dict]:
     "`protect_files` on a Ray cluster (Ray Data): the same outputs, statuses, resume and result lines; `summary` gets the job's table."
     ray_module()  # missing: one line before any work
     device = _check_ray_device(device)
     if actors is not None and (not isinstance(actors, int) or actors < 1): raise InputError(f"--actors must be 1 or more, got {actors!r}")
     plan = preflight(gather_inputs(paths), out_dir, prompt, preset=preset, mode=mode, target=target, device="cpu", seed=seed,
-                     overwrite=overwrite, recursive=recursive, **overrides)
+                     overwrite=overwrite, no_overwrite=no_overwrite, recursive=recursive, **overrides)
+    want = run_settings(plan.cfg, plan.prompt, target)  # what a rerun compares with an earlier output's report
     line = lambda st: f"c2p protect: {'error: ' if st['status'] == 'failed' else ''}{st['message']}"
     say = on_result or (lambda st: log(line(st)))
     for note in plan.notes: log(f"c2p protect: note: {note}")
@@ -242,6 +246,7 @@ def protect_dataset(paths, out_dir, prompt: str, *, preset: str | None = None, m
     if todo:
         if plan.cfg.mode == "impersonation":  # a target already taken for the person protects nothing: refuse it here, once
             check_target(load_models(plan.cfg, "cpu"), plan.cfg, target, [j.path for j, _ in todo])
+        log(f"c2p protect: {look_line(parse_look(plan.prompt, plan.cfg), plan.prompt, plan.cfg)}")  # what the words became
         try: plan.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e: raise OutputError(f"--out {plan.out_dir}: cannot create the folder ({e.strerror or e})") from None
         settings = dict(mode=mode, target=None if target is None else str(target), seed=seed, overwrite=overwrite, **overrides)
@@ -258,7 +263,8 @@ def protect_dataset(paths, out_dir, prompt: str, *, preset: str | None = None, m
             try:
                 with tqdm(total=len(todo), desc="photos", disable=not progress) as bar, warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message="The minimum number of concurrent actors")  # a short job: fewer blocks
-                    for out in photo_pipeline(ds, plan.cfg, plan.prompt, plan.out_dir, layout, settings).iter_rows():
+                    results = photo_pipeline(ds, plan.cfg, plan.prompt, plan.out_dir, layout, settings, want, no_overwrite)
+                    for out in results.iter_rows():
                         st = todo[int(out["index"])][1]
                         st.clear(); st.update(json.loads(out["status"])); seen.add(int(out["index"]))
                         say(st); bar.update()

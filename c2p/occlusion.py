@@ -56,8 +56,8 @@ def skin_reference(rgb: torch.Tensor, g: dict) -> dict:
         w = (m.float() * skin).flatten()
         if float(w.sum()) < 8: continue
         r, gg, lum = _wmedian(torch.cat([ch[0], Y[0]]).flatten(1), w).tolist()
-        # a skin patch: redder than green and than blue (skin's chromaticity, any complexion), not grey or blue
-        if r > 0.40 and r - gg > 0.07 and 1 - r - gg < 0.27: found[name] = (r, gg, lum)
+        # a skin patch: redder than green and than blue (skin's chromaticity, any complexion, the palest too), not grey or blue
+        if r > 0.38 and r - gg > 0.06 and 1 - r - gg < 0.32: found[name] = (r, gg, lum)
     if not found: return dict(r=float("nan"), g=float("nan"), Y=float("nan"), patches={})
     v = np.array(list(found.values()))
     r, gg, lum = np.median(v, 0)
@@ -171,7 +171,7 @@ class Occlusion:
     skin: dict = field(default_factory=dict)  # the face's skin reference (chromaticity, brightness, patches used)
 
 #: below these fractions of skin-like pixels a zone counts as covered; lips also need to be this much redder than the skin around them
-THRESHOLDS = dict(eyes=0.15, brows=0.15, lips=0.25, lips_red=0.012, lips_skin=0.85, cheeks=0.15, base=0.1)
+THRESHOLDS = dict(eyes=0.15, brows=0.15, lips=0.25, lips_red=0.012, lips_mask_red=0.1, lips_skin=0.85, cheeks=0.15, base=0.1)
 
 def _zones(g: dict) -> dict:
     "Masks [1,1,H,W] of the zones whose skin is checked: around each eye, around the brows, the lips, the cheeks, bare skin."
@@ -207,7 +207,9 @@ def find_occlusion(rgb: torch.Tensor, lm, covered: dict | None = None, fields: d
         covered = {}
         if scores["eyes"] < THRESHOLDS["eyes"]: covered["eyes"] = "sunglasses?"
         if scores["brows"] < THRESHOLDS["brows"]: covered["brows"] = "glasses or hair?"
-        if scores["lips"] < THRESHOLDS["lips"]: covered["lips"] = "a mask?"
+        if scores["lips"] < THRESHOLDS["lips"] and (scores["lips_red"] < THRESHOLDS["lips_mask_red"]
+                                                    or scores["cheeks"] < THRESHOLDS["cheeks"]):
+            covered["lips"] = "a mask?"  # unlike the skin and not redder, or the cheeks hidden too (red lips are unlike skin)
         elif scores["lips_red"] < THRESHOLDS["lips_red"] or scores["lips"] > THRESHOLDS["lips_skin"]:
             covered["lips"] = "a hand?"  # skin where the lips should be: lips are redder and unlike the skin around them
         if scores["cheeks"] < THRESHOLDS["cheeks"]: covered["cheeks"] = "a mask?"

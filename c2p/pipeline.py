@@ -30,11 +30,12 @@ from .search import SearchConfig, adversarial_search, ensemble_members, match_ma
 # %% auto #0
 __all__ = ['PRESETS', 'RENDERERS', 'FR_MODELS', 'HELD_OUT_ONLY_PAPER', 'IMAGE_EXTS', 'EXIT_CODES', 'BENCH_WARMUP',
            'leave_one_out', 'ProtectConfig', 'Models', 'PixelOnly', 'split_models', 'load_models', 'FaceResult',
-           'protect_face', 'protect_face_cosmetics', 'ProtectResult', 'no_face_reason', 'parse_look', 'protect',
-           'expand_inputs', 'skipped_subfolders', 'output_paths', 'output_stems', 'protect_files', 'planned_statuses',
-           'protect_job', 'job_failed', 'check_target', 'validate_config', 'check_prompt', 'Job', 'Plan', 'preflight',
-           'face_verdicts', 'add_command', 'run_protect', 'steady_step', 'bench_protect_args', 'bench_protect',
-           'run_bench_protect']
+           'protect_face', 'protect_face_cosmetics', 'ProtectResult', 'no_face_reason', 'parse_look', 'look_line',
+           'protect', 'expand_inputs', 'skipped_subfolders', 'output_paths', 'output_stems', 'run_settings',
+           'recorded_settings', 'describe_settings', 'settings_change', 'protect_files', 'planned_statuses',
+           'protect_job', 'earlier_output', 'job_failed', 'check_target', 'validate_config', 'check_prompt', 'Job',
+           'Plan', 'preflight', 'face_verdicts', 'add_command', 'run_protect', 'steady_step', 'bench_protect_args',
+           'bench_protect', 'run_bench_protect']
 
 # %% ../nbs/09_pipeline.ipynb #c96b35c6
 PRESETS = ("makeup", "tiny", "paper")  # the first is the default everywhere
@@ -418,6 +419,13 @@ def parse_look(prompt, cfg: ProtectConfig):
     from c2p.cosmetics import parse_prompt
     return parse_prompt(prompt)
 
+def look_line(look, prompt: str, cfg: ProtectConfig) -> str:
+    "What a run applies, said before it starts: the products with their shades and the words it ignored (makeup preset)."
+    if look is None:  # the generator presets take the whole prompt through CLIP: no word is dropped, none is a product
+        cast = "; random weights: a colour cast, not the prompt's makeup" if not cfg.pretrained else ""
+        return f"look: the {cfg.preset} preset's generator search, guided by CLIP with the whole prompt {str(prompt).strip()!r}{cast}"
+    return f"look: {look.describe()}" + (f"; ignored: {', '.join(look.ignored)}" if look.ignored else "")
+
 def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None, seed: int = 0,
             callback=None, models: Models | None = None, progress: bool = True, faces=None, **overrides) -> ProtectResult:
     "Protect every face of `photo` (path, bytes, PIL image or Photo) with makeup described by `prompt`; `faces`: found already (else detected here)."
@@ -508,7 +516,7 @@ def expand_inputs(paths, recursive: bool = False) -> list[Path]:
         if p.is_dir():
             found = p.rglob("*") if recursive else p.iterdir()
             out += sorted(q for q in found if q.suffix.lower() in IMAGE_EXTS and not q.stem.endswith("_protected")
-                          and not q.name.startswith(".") and q.is_file()
+                          and not q.name.startswith(".") and (q.is_file() or q.is_symlink())  # a broken link is said
                           and not any(part.startswith(".") for part in q.relative_to(p).parts))
         else:
             out.append(p)
@@ -532,7 +540,41 @@ def output_stems(photos: list) -> list[str]:
     for i, s in enumerate(stems):  # still equal (same folder name too): number them in order
         seen[s.lower()] += 1
         if seen[s.lower()] > 1: stems[i] = f"{s}_{seen[s.lower()]}"
-    return stems
+    # a long name's outputs, lock and temporary files would pass the 255-byte limit: its start and a hash instead
+    return [short_name(s, 200) for s in stems]
+
+def run_settings(cfg: ProtectConfig, prompt: str, target=None) -> dict:
+    "What decides a photo's output, as a rerun compares it: prompt, preset, mode, target, strength and seed."
+    strength = strength_value(cfg.cosmetics.strength) if cfg.renderer == "cosmetics" else None
+    return dict(prompt=str(prompt).strip(), preset=cfg.preset, mode=cfg.mode, target=_target_key(target), strength=strength,
+                seed=cfg.seed)
+
+def _target_key(target) -> str | None:
+    "A target photo as the runs compare it: its absolute path (a photo object: its path, if any)."
+    t = getattr(target, "path", target)
+    return None if t is None or not isinstance(t, (str, os.PathLike)) else os.path.abspath(t)
+
+def recorded_settings(report: dict) -> dict:
+    "The `run_settings` an earlier run's report records."
+    s = report.get("settings") or {}
+    strength = (s.get("cosmetics") or {}).get("strength") if s.get("renderer") == "cosmetics" else None
+    return dict(prompt=report.get("prompt"), preset=report.get("preset"), mode=report.get("mode"),
+                target=_target_key(report.get("target")), strength=None if strength is None else strength_value(strength),
+                seed=s.get("seed"))
+
+def describe_settings(s: dict) -> str:
+    "The settings a run asked for, in one phrase (for lock files and messages)."
+    words = [f"prompt {s['prompt']!r}", f"preset {s['preset']}", f"mode {s['mode']}"]
+    if s.get("target"): words.append(f"target {Path(s['target']).name}")
+    if s.get("strength") is not None: words.append(f"strength {strength_name(s['strength'])}")
+    return ", ".join(words + [f"seed {s['seed']}"])
+
+def settings_change(out_rep: Path, want: dict) -> str | None:
+    "How the settings of the earlier run that wrote `out_rep` differ from `want` ('' when the same; None when unreadable)."
+    try: old = recorded_settings(json.loads(Path(out_rep).read_text()))
+    except (OSError, ValueError, TypeError, AttributeError): return None
+    show = lambda k, v: Path(v).name if k == "target" and v else strength_name(v) if k == "strength" and v is not None else repr(v) if k == "prompt" else str(v)
+    return ", ".join(f"{k} {show(k, old[k])} -> {show(k, want[k])}" for k in want if old.get(k) != want[k])
 
 @contextlib.contextmanager
 def _hold_interrupts():
@@ -587,13 +629,14 @@ def _read_verdict(out_rep: Path) -> tuple[bool | None, str]:
         return None, "its report cannot be read"
 
 def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None,
-                  seed: int = 0, overwrite: bool = False, models: Models | None = None, callback=None,
-                  progress: bool = True, log=print, wait_s: float = 0.5, on_result=None, recursive: bool = False,
-                  **overrides) -> list[dict]:
+                  seed: int = 0, overwrite: bool = False, no_overwrite: bool = False, models: Models | None = None,
+                  callback=None, progress: bool = True, log=print, wait_s: float = 0.5, on_result=None,
+                  recursive: bool = False, **overrides) -> list[dict]:
     "Protect every photo of `paths` (files or folders) into `out_dir`; one status dict per photo (`protected`: every face?); `on_result` gets each."
     plan = preflight(paths, out_dir, prompt, preset=preset, mode=mode, target=target, device=device, seed=seed,
-                     overwrite=overwrite, models=models, recursive=recursive, **overrides)
+                     overwrite=overwrite, no_overwrite=no_overwrite, models=models, recursive=recursive, **overrides)
     cfg, out_dir = plan.cfg, plan.out_dir
+    want = run_settings(cfg, plan.prompt, target)
     for note in plan.notes: log(f"c2p protect: note: {note}")
     line = lambda st: f"c2p protect: {'error: ' if st['status'] == 'failed' else ''}{st['message']}"
     say = on_result or (lambda st: log(line(st)))
@@ -602,6 +645,7 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mod
     if todo and cfg.mode == "impersonation":  # a target the judges already take for the person: nothing to protect
         models = models or load_models(cfg, device)
         check_target(models, cfg, target, [j.path for j, _ in todo])
+    if todo: log(f"c2p protect: {look_line(parse_look(plan.prompt, cfg), plan.prompt, cfg)}")  # what the words became
     made = []  # the folders this run creates: removed again if nothing was written into them
     if todo:
         try:
@@ -612,7 +656,7 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mod
             raise OutputError(f"--out {out_dir}: cannot create the folder ({e.strerror or e})") from None
     try:
         return _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed, overwrite, models, callback,
-                             progress, log, wait_s, say, overrides)
+                             progress, log, wait_s, say, overrides, want, no_overwrite)
     finally:
         for d in made:  # innermost first
             try: d.rmdir()
@@ -633,21 +677,35 @@ def planned_statuses(plan: Plan, say, log) -> list[dict]:
     return statuses
 
 def protect_job(job: Job, st: dict, plan: Plan, models: Models, *, photo=None, faces=None, mode: str = "dodging", target=None,
-                seed: int = 0, overwrite: bool = False, callback=None, progress: bool = True, **overrides) -> dict:
-    "Protect one planned photo with `models`, write its image and report atomically and fill in its status `st` (a failure raises)."
+                seed: int = 0, overwrite: bool = False, replaced: str = "", callback=None, progress: bool = True, **overrides) -> dict:
+    "Protect one planned photo with `models`, write its image and report atomically and fill in its status `st` (a failure raises); `replaced`: `earlier_output`'s note."
     from c2p.faces import load_photo
     cfg = plan.cfg
     metrics = {k: getattr(m, "metric", "score") for k, m in ensemble_members(models.judges).items()}
     t = time.perf_counter()
     res = protect(photo if photo is not None else load_photo(job.path), plan.prompt, preset=cfg.preset, mode=mode, target=target,
                   seed=seed, models=models, faces=faces, callback=_relay(callback, photo=str(job.path)), progress=progress, **overrides)
-    _write_outputs(res, job.out_img, job.out_rep, cfg, overwrite, metrics)
+    _write_outputs(res, job.out_img, job.out_rep, cfg, overwrite or bool(replaced), metrics)
     every, verdict = face_verdicts({**res.report, "metrics": metrics})
     st.update(status="done", faces=len(res.report["faces"]), protected=every, seconds=round(time.perf_counter() - t, 1),
-              message=f"{job.path.name} -> {job.out_img}: {verdict}")
+              message=f"{job.path.name} -> {job.out_img}{replaced}: {verdict}")
     occl = [f.get("occlusion") for f in res.report["faces"]]
     if any(occl): st["occlusion"] = occl
     return st
+
+def earlier_output(job: Job, st: dict, want: dict, overwrite: bool = False, no_overwrite: bool = False) -> str | None:
+    "For a claimed photo whose pair may exist already: None when that decides `st` (skipped: same settings; failed: other settings and `no_overwrite`); else the note of its line ('', or the earlier output it replaces)."
+    if overwrite or not (job.out_img.exists() and job.out_rep.exists()): return ""
+    change = settings_change(job.out_rep, want)
+    if change and no_overwrite:
+        st.update(status="failed", message=f"{job.path.name}: {job.out_img.name} was made with other settings "
+                                           f"({change}); kept because of --no-overwrite")
+        return None
+    if not change:  # the same settings (or a report c2p cannot read: never replaced blindly)
+        st["protected"], verdict = _read_verdict(job.out_rep)
+        st.update(status="skipped", message=f"{job.path.name}: already protected ({job.out_img.name}): {verdict}")
+        return None
+    return f" (replaced the earlier output: {change})"
 
 def job_failed(job: Job, st: dict, error: Exception, photo=None, device=None) -> dict:
     "`st` marked for a photo that raised `error`: 'no_face' (saying why, from `photo` when at hand) or 'failed', with its one line."
@@ -659,7 +717,7 @@ def job_failed(job: Job, st: dict, error: Exception, photo=None, device=None) ->
     return st
 
 def _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed, overwrite, models, callback, progress,
-                  log, wait_s, say, overrides) -> list[dict]:
+                  log, wait_s, say, overrides, want, no_overwrite) -> list[dict]:
     "The work of `protect_files`: each planned photo in turn, claimed, protected and written."
     bar = tqdm(total=len(todo), desc="photos", disable=not progress)
     stop = None
@@ -668,17 +726,20 @@ def _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed
         job, st = queue.pop(0)
         if stop is not None:
             st.update(status="failed", message=f"{job.path.name}: not started ({stop})"); say(st); continue
-        with claim(out_dir / f".{job.stem}.c2p-lock") as holder:
+        lock = out_dir / f".{job.stem}.c2p-lock"
+        with claim(lock, info=describe_settings(want)) as holder:
             if holder is not None:  # another run is protecting this photo right now: come back to it at the end
                 if id(job) not in waited:
-                    log(f"c2p protect: {job.path.name}: another c2p run (pid {holder}) is protecting it; waiting for it at the end")
+                    asked = lock_info(lock)
+                    same = "the same settings" if asked == describe_settings(want) else asked or "unknown settings"
+                    log(f"c2p protect: {job.path.name}: another c2p run (pid {holder}, {same}) is protecting it; "
+                        f"waiting for it at the end")
                     waited.add(id(job))
                 else:
                     time.sleep(wait_s)
                 queue.append((job, st)); continue
-            if job.out_img.exists() and job.out_rep.exists() and not overwrite:  # finished meanwhile by another run
-                st["protected"], verdict = _read_verdict(job.out_rep)
-                st.update(status="skipped", message=f"{job.path.name}: already protected ({job.out_img.name}): {verdict}")
+            replaced = earlier_output(job, st, want, overwrite, no_overwrite)  # done earlier, or meanwhile by another run
+            if replaced is None:
                 say(st); bar.update(); continue
             photo = None
             try:
@@ -689,7 +750,7 @@ def _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed
                     models = load_models(cfg, device)
                 bar.set_postfix_str(job.path.name)
                 protect_job(job, st, plan, models, photo=photo, faces=faces, mode=mode, target=target, seed=seed,
-                            overwrite=overwrite, callback=callback, progress=progress, **overrides)
+                            overwrite=overwrite, replaced=replaced, callback=callback, progress=progress, **overrides)
             except OutputError as e:  # the disk: every later photo would fail the same way after its search
                 job_failed(job, st, e)
                 stop = f"the output folder failed: {e}"
@@ -703,21 +764,25 @@ def _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed
 def check_target(models: Models, cfg: ProtectConfig, target, photos) -> None:
     "Refuse (one `InputError`) a target photo that every judge already takes for a face of one of `photos`: impersonating it protects nothing."
     from c2p.faces import align_face, detect_faces, load_photo, pil_to_tensor
+    # random-initialised models (tiny preset) cannot tell people apart: only judges with real weights may refuse
+    members = {k: m for k, m in ensemble_members(models.judges).items()
+               if k == "dlib" or cfg.pretrained or cfg.renderer == "cosmetics"}
+    if not members: return
     ref = _judge(models, _target_face(target, cfg, models.device))
-    members = ensemble_members(models.judges)
     for path in photos:
         try: image = load_photo(path).image
         except C2PError: continue  # its own line comes later
         for i, face in enumerate(detect_faces(image, **_accepts(detect_faces, device=models.device))):
             x = pil_to_tensor(align_face(image, face, size=cfg.size).image)
-            scores = pair_scores(models.judges, _judge(models, x[None] if x.ndim == 3 else x), ref)
+            scores = {k: s for k, s in pair_scores(models.judges, _judge(models, x[None] if x.ndim == 3 else x), ref).items()
+                      if k in members}
             if scores and all(match_margin(members[k], s, cfg.far) >= 0 for k, s in scores.items()):
                 said = ", ".join(f"{k} {s:.3f} (threshold {threshold_of(members[k], cfg.far):.3f})" for k, s in scores.items())
                 raise InputError(f"the target photo {target} is already taken for the person in {Path(path).name} "
                                  f"(face {i + 1}: {said}): impersonating them protects nothing; choose a photo of someone else")
 
 # %% ../nbs/09_pipeline.ipynb #d21cddab
-from .core import OutputError, check_number, check_writable_dir, claim
+from .core import OutputError, check_number, check_writable_dir, claim, lock_info, short_name
 
 #: exit codes of `c2p protect`
 EXIT_CODES = {0: "every face of every photo was protected (or had been already)",
@@ -798,13 +863,15 @@ def _path_problem(p: Path) -> str | None:
     return None
 
 def preflight(paths, out_dir, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None,
-              seed: int = 0, overwrite: bool = False, models: Models | None = None, recursive: bool = False, **overrides) -> Plan:
+              seed: int = 0, overwrite: bool = False, no_overwrite: bool = False, models: Models | None = None,
+              recursive: bool = False, **overrides) -> Plan:
     "Check everything a protect run needs before any model loads: settings, prompt, target, output folder, and every photo."
     from c2p.faces import detect_faces, load_photo, photo_notes, photo_suffix
     if models is not None and preset not in (None, models.config.preset):
         raise InputError(f"the models given were built for the {models.config.preset!r} preset, not {preset!r}")
     cfg = (models.config if models is not None else ProtectConfig.from_preset(preset or PRESETS[0])).override(seed=seed, mode=mode, **overrides)
     validate_config(cfg)
+    if overwrite and no_overwrite: raise InputError("--overwrite and --no-overwrite contradict each other: give one")
     prompt = check_prompt(prompt)
     parse_look(prompt, cfg)  # the makeup preset must understand the words
     if cfg.mode == "impersonation" and target is None: raise InputError("impersonation needs a target photo (--target)")
@@ -818,6 +885,7 @@ def preflight(paths, out_dir, prompt: str, *, preset: str | None = None, mode: s
             load_photo(target)  # unreadable: one InputError now, not after the first photo's search
         except InputError as e:
             raise InputError(f"the target photo {e}") from None
+    want = run_settings(cfg, prompt, target)
     photos = expand_inputs(paths, recursive)
     subs = [] if recursive else skipped_subfolders(paths)
     if not photos: raise InputError("no photos given (a folder is searched for " + ", ".join(IMAGE_EXTS) + ")"
@@ -844,7 +912,10 @@ def preflight(paths, out_dir, prompt: str, *, preset: str | None = None, mode: s
         elif job.out_img.is_dir() or job.out_rep.is_dir():
             job.status, job.message = "failed", f"{path}: a folder is in the way of its output {job.out_img.name}"
         elif job.out_img.exists() and job.out_rep.exists() and not overwrite:
-            job.status, job.message = "skipped", f"{path.name}: already protected ({job.out_img.name})"
+            change = settings_change(job.out_rep, want)  # other settings: protected again, unless --no-overwrite
+            if not change: job.status, job.message = "skipped", f"{path.name}: already protected ({job.out_img.name})"
+            elif no_overwrite: job.status, job.message = "failed", (f"{path.name}: {job.out_img.name} was made with other "
+                                                                     f"settings ({change}); kept because of --no-overwrite")
         elif (job.out_img.exists() or job.out_rep.exists()) and not overwrite:
             job.status, job.message = "failed", (f"{path.name}: {job.out_img.name if job.out_img.exists() else job.out_rep.name} "
                                                  f"already exists (use --overwrite to replace it)")
@@ -932,6 +1003,9 @@ def add_command(subparsers):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--no-overwrite", action="store_true", help="never replace an earlier output, even one made with "
+                   "other settings (by default a rerun with another prompt, preset, mode, target, strength or seed "
+                   "protects the photo again and replaces it)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object per photo on stdout (for scripts) instead of its result line")
     p.add_argument("--recursive", action="store_true", help="also protect the photos in sub-folders of the folders given")
@@ -963,8 +1037,9 @@ def run_protect(args) -> int:
     from c2p.engines import engine_runner, gather_inputs  # folders, globs and list files; the local or the Ray engine
     run_files = engine_runner(args, summary=log if as_json else lambda m: (tqdm.write(m, file=sys.stdout), sys.stdout.flush()))
     statuses = run_files(gather_inputs(args.photos), args.out, args.prompt, preset=args.preset, mode=args.mode, target=args.target,
-                         device=args.device, seed=args.seed, overwrite=args.overwrite, progress=not args.quiet,
-                         log=log, on_result=on_result, recursive=getattr(args, "recursive", False), **overrides)
+                         device=args.device, seed=args.seed, overwrite=args.overwrite,
+                         no_overwrite=getattr(args, "no_overwrite", False), progress=not args.quiet, log=log,
+                         on_result=on_result, recursive=getattr(args, "recursive", False), **overrides)
     written = [s for s in statuses if s["status"] in ("done", "skipped")]
     good = sum(bool(s.get("protected")) for s in written)
     failed = [s for s in statuses if s["status"] in ("failed", "no_face")]

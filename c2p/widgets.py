@@ -6,7 +6,13 @@
 from __future__ import annotations
 
 import base64
+import html
+import importlib.util
 import io
+import json
+import shlex
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,8 +23,9 @@ from PIL import Image
 from .core import C2PError
 
 # %% auto #0
-__all__ = ['UPLOAD', 'StopRequested', 'png_bytes', 'side_by_side', 'placeholder', 'numbered', 'face_panels', 'output_name',
-           'download_link', 'similarity_bars', 'verdict', 'status_line', 'figure_png', 'Studio']
+__all__ = ['UPLOAD', 'PLACEHOLDER_HTML', 'PLACEHOLDER_TEXT', 'STUDIO_NOTEBOOK', 'StopRequested', 'png_bytes', 'side_by_side',
+           'placeholder', 'numbered', 'face_panels', 'output_name', 'download_link', 'similarity_bars', 'verdict',
+           'status_line', 'figure_png', 'Studio', 'studio_notebook', 'write_studio_notebook', 'add_command']
 
 # %% ../nbs/11_studio.ipynb #9e99da43
 class StopRequested(C2PError):
@@ -193,12 +200,31 @@ def figure_png(fig) -> bytes:
 # %% ../nbs/11_studio.ipynb #b16d94cb
 UPLOAD = "(upload your own)"
 
+#: what a notebook shows where the app will be until its cell runs: a saved notebook cannot bring widgets back to life,
+#: and without this JupyterLab shows the widget's raw repr, `HBox(children=(VBox(...`
+PLACEHOLDER_HTML = ('<div class="c2p-studio-placeholder" style="border: 2px dashed #c5cad3; background-color: #eef0f3; '
+                    'color: #3d4754; padding: 10px 14px; max-width: 640px">'
+                    '<b>The c2p studio appears here when this cell runs</b>: click in the cell and press '
+                    '<b>Shift+Enter</b> (or &#9654;). You then choose a photo and a makeup prompt, press <b>Protect</b>, '
+                    'see your photo before and after, and download it.<br><small>Still this note after running the cell? '
+                    'This Jupyter shows no widgets: <code>pip install jupyterlab_widgets</code> and reload the page.'
+                    '</small></div>')
+PLACEHOLDER_TEXT = "The c2p studio appears here when this cell runs (Shift+Enter)."
+
+def _named(message: str, name: str) -> str:
+    "A load_photo message about uploaded bytes, told about the file instead: 'notes.txt is not an image (...)'."
+    rest = message.removeprefix("photo bytes: ")
+    return f"{name} is {rest}" if rest.startswith(("not an image", "empty")) else f"{name}: {rest}"
+
 def _uploaded_image(upload: W.FileUpload) -> Image.Image | None:
-    "The image in a FileUpload widget, if any (ipywidgets 8 value: a tuple of dicts)."
+    "The image in a FileUpload widget, if any (ipywidgets 8 value: a tuple of dicts); a C2PError names the file."
     if not upload.value: return None
     from c2p.faces import load_photo
     item = upload.value[-1]
-    return load_photo(bytes(item["content"])).image
+    try:
+        return load_photo(bytes(item["content"])).image
+    except C2PError as e:
+        raise C2PError(_named(str(e), item.get("name") or "the uploaded file")) from None
 
 def _uploaded_name(upload: W.FileUpload) -> str | None:
     return upload.value[-1].get("name") if upload.value else None
@@ -217,14 +243,14 @@ class Studio:
         style = {"description_width": "110px"}; wide = W.Layout(width="420px")
         self.photo = W.Dropdown(options=[*self.samples, UPLOAD], description="Photo", style=style, layout=wide)
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload photo")
-        self.upload.observe(lambda ch: ch["new"] and setattr(self.photo, "value", UPLOAD), "value")  # an upload is the choice
+        self.upload_note = W.HTML("")  # says at once what was uploaded, or why it cannot be used
         self.prompt = W.Text(value=prompts[0], description="Makeup", style=style, layout=wide)
         self.examples = W.Dropdown(options=prompts, value=prompts[0], description="Examples", style=style, layout=wide)
         self.examples.observe(lambda ch: setattr(self.prompt, "value", ch["new"]), "value")
         self.mode = W.ToggleButtons(options=["dodging", "impersonation"], description="Mode", style=style)
         self.target = W.Dropdown(options=[*self.samples, UPLOAD], description="Target", style=style, layout=wide, disabled=True)
         self.target_upload = W.FileUpload(accept="image/*", multiple=False, description="Upload target", disabled=True)
-        self.target_upload.observe(lambda ch: ch["new"] and setattr(self.target, "value", UPLOAD), "value")
+        self.target_note = W.HTML("")
         self.mode.observe(self._mode_changed, "value")
         self.lambda_clip = W.FloatSlider(0.3, min=0, max=2, step=0.05, description="lambda_clip", style=style, layout=wide)
         self.lambda_adv = W.FloatSlider(0.7, min=0, max=2, step=0.05, description="lambda_adv", style=style, layout=wide)
@@ -232,10 +258,12 @@ class Studio:
         self.steps = W.IntSlider(50, min=1, max=300, description="Iterations", style=style, layout=wide)
         self.strength = W.SelectionSlider(options=["subtle", "natural", "bold", "max"], value="natural", description="Strength",
                                           style=style, layout=wide)  # the makeup preset: how far the makeup may go
-        self.preset = W.Dropdown(options=list(PRESETS), value=preset or PRESETS[0], description="Preset", style=style)
+        self.preset = W.Dropdown(options=list(PRESETS), value=preset or PRESETS[0], description="Preset", style=style,
+                                 layout=W.Layout(width="260px"))
         import torch
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-        self.device = W.Dropdown(options=devices, value=device or devices[-1], description="Device", style=style)
+        self.device = W.Dropdown(options=devices, value=device or devices[-1], description="Device",
+                                 style={"description_width": "50px"}, layout=W.Layout(width="160px"))
         self.run_button = W.Button(description="Protect", button_style="primary", icon="shield")
         self.stop_button = W.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
         self.run_button.on_click(lambda _: self.start())
@@ -249,10 +277,18 @@ class Studio:
         self.bars = W.Image(format="png", layout=W.Layout(max_width="800px"))
         self.download = W.HTML("")
         self._clear_result()
+        self._running = False
+        # Any setting changed after a run clears its result, so what is on screen always belongs to the current settings.
+        self.settings = [self.photo, self.upload, self.prompt, self.mode, self.target, self.target_upload, self.strength,
+                         self.lambda_adv, self.lambda_clip, self.lambda_lat, self.steps, self.preset, self.device]
+        for w in self.settings: w.observe(self._setting_changed, "value")
+        for up, choice, note in ((self.upload, self.photo, self.upload_note), (self.target_upload, self.target, self.target_note)):
+            up.observe(lambda ch, up=up, choice=choice, note=note: self._uploaded(up, choice, note), "value")
+            choice.observe(lambda ch, up=up, choice=choice, note=note: self._describe_upload(up, choice, note), "value")
         self.controls = [self.photo, self.upload, self.prompt, self.examples, self.mode, self.lambda_clip, self.lambda_adv,
                          self.lambda_lat, self.steps, self.strength, self.preset, self.device, self.run_button]
-        left = W.VBox([W.HTML("<h3>Your photo</h3>"), self.photo, self.upload, W.HTML("<h3>Makeup</h3>"), self.prompt,
-                       self.examples, W.HTML("<h3>Protection</h3>"), self.mode, self.target, self.target_upload,
+        left = W.VBox([W.HTML("<h3>Your photo</h3>"), self.photo, self.upload, self.upload_note, W.HTML("<h3>Makeup</h3>"), self.prompt,
+                       self.examples, W.HTML("<h3>Protection</h3>"), self.mode, self.target, self.target_upload, self.target_note,
                        self.strength, self.lambda_adv, self.lambda_clip, self.lambda_lat, self.steps, W.HBox([self.preset, self.device]),
                        W.HBox([self.run_button, self.stop_button]), self.progress, self.status, self.message])
         right = W.VBox([W.HTML("<h3>Preview</h3>"), self.preview, W.HTML("<h3>Before / after</h3>"),
@@ -260,9 +296,35 @@ class Studio:
         self.widget = W.HBox([left, right])
         self.widget.add_class("c2p-studio")
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _repr_mimebundle_(self, **kwargs):
+        "The app's widget, with a readable note for wherever the live widget cannot be shown (a saved notebook)."
+        return {**self.widget._repr_mimebundle_(**kwargs), "text/html": PLACEHOLDER_HTML, "text/plain": PLACEHOLDER_TEXT}
+
+    def _uploaded(self, upload: W.FileUpload, dropdown: W.Dropdown, note: W.HTML):
+        "An upload is the choice; say at once, next to the button, what the file is or why it cannot be used."
+        if upload.value and dropdown.value != UPLOAD: dropdown.value = UPLOAD  # its observer describes the upload
+        else: self._describe_upload(upload, dropdown, note)
+
+    def _describe_upload(self, upload: W.FileUpload, dropdown: W.Dropdown, note: W.HTML):
+        "The note under an upload button: the uploaded file's name and size, or why it cannot be used, while it is chosen."
+        if not upload.value or dropdown.value != UPLOAD: note.value = ""; return
+        name = html.escape(_uploaded_name(upload) or "the uploaded file")
+        try:
+            image = _uploaded_image(upload)
+            note.value = f'<span class="c2p-upload-ok">{name}: {image.width}x{image.height} pixels</span>'
+        except C2PError as e:
+            note.value = f'<span class="c2p-error" style="color:#b00020">{html.escape(str(e))}</span>'
+
+    def _setting_changed(self, change):
+        "A setting changed: an earlier result (and its download link, or its error) no longer belongs on screen."
+        if self._running or (self.result is None and self.error is None and not self.download.value): return
+        had_result, self.result, self.error = self.result is not None or bool(self.download.value), None, None
+        self._clear_result(); self.message.value = ""; self.progress.value = 0
+        owner = change.get("owner")
+        what = {id(self.upload): "Photo", id(self.target_upload): "Target"}.get(id(owner)) or getattr(owner, "description", "") or "A setting"
+        said = ("the result was cleared. Press Protect for one with the current settings." if had_result else
+                "press Protect to try again.")
+        self.status.value = f'<span class="c2p-changed">{html.escape(what)} changed: {said}</span>'
 
     def _clear_result(self):
         "Placeholders instead of a result: before the first run, when a run starts, and after an error."
@@ -290,6 +352,7 @@ class Studio:
         return _uploaded_name(self.upload) if self.photo.value == UPLOAD else self.photo.value
 
     def _set_running(self, running: bool):
+        self._running = running
         for w in self.controls: w.disabled = running
         self.target.disabled = self.target_upload.disabled = running or self.mode.value != "impersonation"
         self.stop_button.disabled = not running
@@ -378,3 +441,61 @@ class Studio:
         "Wait for a background run to finish; True if it has."
         if self._thread is not None: self._thread.join(timeout)
         return self._thread is None or not self._thread.is_alive()
+
+# %% ../nbs/11_studio.ipynb #fd666dd9
+STUDIO_NOTEBOOK = "c2p_studio.ipynb"  #: the default name of `c2p studio`'s notebook
+_APP_CELL = ('from c2p.widgets import Studio  # this cell is all the app needs, also in a fresh kernel\n\n'
+             'studio = Studio()  # preset: the first of c2p.pipeline.PRESETS unless you pass preset="..."\nstudio')
+
+def studio_notebook() -> dict:
+    "The app in a notebook of its own (nbformat 4 JSON): what to do, the app's cell and its placeholder output."
+    about = ("# c2p studio\n\nRun the cell below (click in it, press **Shift+Enter**) to open the app: choose a photo and "
+             "a makeup prompt, press **Protect**, look at your photo before and after, download it. This notebook is "
+             "yours: the app's results are saved here, never in c2p's own notebooks.")
+    shown = {"output_type": "display_data", "metadata": {}, "data": {"text/html": PLACEHOLDER_HTML, "text/plain": PLACEHOLDER_TEXT}}
+    return {"nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                         "language_info": {"name": "python"}},
+            "cells": [{"cell_type": "markdown", "id": "about", "metadata": {}, "source": about},
+                      {"cell_type": "code", "id": "app", "metadata": {}, "execution_count": None, "outputs": [shown],
+                       "source": _APP_CELL}]}
+
+def write_studio_notebook(path) -> Path:
+    "Write the app's notebook to `path` (all at once: never a half-written file) and return the path."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(studio_notebook(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+def _studio_command(args) -> int:
+    path = Path(args.notebook).expanduser()
+    if path.is_dir(): raise C2PError(f"{path} is a folder: name the notebook, e.g. {path / STUDIO_NOTEBOOK}")
+    if path.suffix != ".ipynb": raise C2PError(f"{path}: a notebook's name ends in .ipynb, e.g. {STUDIO_NOTEBOOK}")
+    if path.exists():
+        print(f"c2p studio: {path} is there already: opening it as it is", file=sys.stderr)
+    else:
+        write_studio_notebook(path)
+        print(f"c2p studio: wrote {path}: the app in a notebook of your own (using the app changes only this file)")
+    if args.no_open:
+        print(f"open it with: jupyter lab {shlex.quote(str(path))}")
+        return 0
+    if importlib.util.find_spec("jupyterlab") is None:
+        print(f"c2p studio: JupyterLab is not installed (pip install jupyterlab); {path} also opens in any Jupyter "
+              f"with ipywidgets", file=sys.stderr)
+        return 1
+    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", path.name], cwd=path.resolve().parent)
+    while True:
+        try: return proc.wait()
+        except KeyboardInterrupt: pass  # JupyterLab got the Ctrl-C too: it asks to confirm, then stops
+
+def add_command(subparsers):
+    "Register `c2p studio`: the app in a notebook of your own, opened in JupyterLab."
+    p = subparsers.add_parser("studio", help="open the app in a notebook of your own (JupyterLab)",
+                              description="Write the studio app into a notebook of your own and open it in JupyterLab; "
+                                          "an existing notebook is opened as it is. Using the app changes only that notebook.")
+    p.add_argument("notebook", nargs="?", default=STUDIO_NOTEBOOK, help=f"the notebook (default: {STUDIO_NOTEBOOK} here)")
+    p.add_argument("--no-open", action="store_true", help="only write the notebook and say how to open it")
+    p.set_defaults(func=_studio_command)
+    return p

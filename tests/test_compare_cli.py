@@ -9,7 +9,7 @@ from c2p.cli import main
 from c2p.core import shared_dir
 
 FACES = shared_dir() / "faces" if shared_dir() else None
-pytestmark = pytest.mark.skipif(FACES is None, reason="needs the shared photos (../shared/faces)")
+pytestmark = pytest.mark.shared
 
 
 @pytest.fixture(autouse=True)

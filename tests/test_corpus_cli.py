@@ -23,10 +23,10 @@ from PIL import Image
 from c2p.core import shared_dir
 
 FACES = shared_dir() / "faces" if shared_dir() else None
-pytestmark = pytest.mark.skipif(FACES is None, reason="needs the shared photos (../shared/faces)")
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--preset", "tiny", "--pti-steps", "0", "--quiet"]
 RED = ["--prompt", "red lipstick"]
+LOOK = "c2p protect: look:"  # the line every run starts with: the look it applies and the words it ignored
 
 
 # ---------------------------------------------------------------- the corpus
@@ -126,6 +126,24 @@ def cli(argv, capsys):
     return code, [l for l in (out + err).splitlines() if l.strip()], out, secs
 
 
+def cli_split(argv, capsys):
+    "Run `c2p` in this process; return (exit code, stderr lines, stdout, seconds): notes and progress apart from results."
+    from c2p.cli import main
+    t = time.perf_counter()
+    code = main(argv)
+    secs = time.perf_counter() - t
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, [l for l in err.splitlines() if l.strip()], out, secs
+
+
+def cli_looked(argv, capsys):
+    "`cli`, its lines in the order a terminal shows them: the look line (said before the work), results, then the rest."
+    code, err, out, secs = cli_split(argv, capsys)
+    looks = [l for l in err if l.startswith(LOOK)]
+    return code, looks + [l for l in out.splitlines() if l.strip()] + [l for l in err if l not in looks], out, secs
+
+
 def files_in(d) -> list[str]:
     d = Path(d)
     return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
@@ -144,6 +162,7 @@ BAD_FILES = {
 }
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize("name", list(BAD_FILES))
 def test_bad_photo_is_one_line_before_any_model(name, corpus, no_models, capsys, tmp_path):
     root, cases = corpus
@@ -173,6 +192,7 @@ REFUSED = [  # (case, extra argv, words in the one line)
 ]
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize("case,extra,words", REFUSED, ids=[r[0] for r in REFUSED])
 def test_refusal_is_one_line_exit_2_before_any_model(case, extra, words, corpus, no_models, capsys, tmp_path):
     root, cases = corpus
@@ -185,7 +205,43 @@ def test_refusal_is_one_line_exit_2_before_any_model(case, extra, words, corpus,
     record(case, "protect", code, lines[0], [], seconds=secs)
 
 
+PROMPTS_REFUSED = [  # the default (makeup) preset reads the prompt before any model: (case, prompt, words in the line)
+    ("prompt without makeup", "green beard and cat whiskers", "names no makeup product"),
+    ("prompt in Italian", "rossetto rosso", "French, Spanish, German and Portuguese"),
+    ("contradictory prompt", "no makeup, heavy makeup", "asks for no makeup and for makeup at once"),
+]
+
+
+@pytest.mark.parametrize("case,prompt,words", PROMPTS_REFUSED, ids=[r[0] for r in PROMPTS_REFUSED])
+def test_makeup_prompt_refused_with_vocabulary(case, prompt, words, no_models, capsys, tmp_path):
+    code, lines, _, secs = cli(["protect", str(_one_photo(tmp_path)), "--out", str(tmp_path / "out"), "--prompt", prompt], capsys)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("c2p protect: error:") and words in lines[0], lines
+    if "no makeup and" not in words:  # a prompt c2p cannot read comes back with the vocabulary
+        assert "lipstick" in lines[0] and "smoky eyes" in lines[0], lines
+    assert files_in(tmp_path / "out") == []
+    record(case, f"protect --prompt {prompt!r}", code, lines[0][:160] + "...", [], seconds=secs)
+
+
+LOOKS_READ = [  # (prompt, what the look line must say)
+    ("rouge à lèvres rouge et fard à paupières doré", "eyeshadow (gold), lips (red)"),
+    ("labial rojo y sombra de ojos dorada", "eyeshadow (gold), lips (red)"),
+    ("roter Lippenstift, rauchige Augen", "eyeshadow (smoky), eyeliner (black), lips (red)"),
+    ("batom vermelho", "lips (red)"),
+    ("red lipstick and zorblax", "lips (red); base: foundation, contour, highlighter, brows; ignored: zorblax"),
+]
+
+
+@pytest.mark.parametrize("prompt,look", LOOKS_READ, ids=[r[0] for r in LOOKS_READ])
+def test_foreign_and_partly_read_prompts_say_their_look(prompt, look, no_models, tmp_path):
+    from c2p.pipeline import look_line, parse_look, preflight
+    plan = preflight([_one_photo(tmp_path)], tmp_path / "out", prompt)  # the default preset reads it before any model
+    said = look_line(parse_look(plan.prompt, plan.cfg), plan.prompt, plan.cfg)
+    assert said.startswith("look: ") and look in said, said
+    record(f"prompt {prompt!r}", "protect (pre-flight)", None, said, [])
+
+
 # ---------------------------------------------------------------- formats decided by content, notes, no model
+@pytest.mark.shared
 def test_output_format_is_decided_by_content(corpus, no_models, tmp_path):
     from c2p.pipeline import preflight
     root, cases = corpus
@@ -207,6 +263,7 @@ def test_output_format_is_decided_by_content(corpus, no_models, tmp_path):
     assert files_in(tmp_path / "out") == []
 
 
+@pytest.mark.shared
 def test_faces_reads_every_format(corpus, capsys, tmp_path):
     root, cases = corpus
     names = ["cmyk.jpg", "sixteen_bit.png", "gray.jpg", "rgba.png", "frames.tif", "photo.webp", "rotated_gps.jpg",
@@ -214,13 +271,15 @@ def test_faces_reads_every_format(corpus, capsys, tmp_path):
     out = tmp_path / "faces"
     code, lines, out_s, _ = cli(["faces", *[str(cases[n]) for n in names], "--out", str(out), "--size", "64"], capsys)
     assert code == 0, lines
-    assert all(l.startswith("c2p faces: note:") for l in lines), lines  # extra frames and alpha are said, nothing else
+    notes = [l for l in lines if l.startswith("c2p faces: note:")]  # extra frames and alpha are said ...
+    assert all(l in notes or " face(s) -> " in l for l in lines), lines  # ... next to one result line per photo
+    assert sum(" face(s) -> " in l for l in out_s.splitlines()) == len(names), out_s  # the results on stdout
     for n in names:
         stem = Path(n).stem
         assert f"{stem}_face0.png" in files_in(out) and f"{stem}_faces.json" in files_in(out), n
         rec = json.loads((out / f"{stem}_faces.json").read_text())
         assert len(rec["faces"]) == 1, n
-        record(n, "faces", 0, next((l for l in lines if n in l), "1 face"), [f"{stem}_face0.png", f"{stem}_faces.json"])
+        record(n, "faces", 0, next((l for l in notes if n in l), "1 face"), [f"{stem}_face0.png", f"{stem}_faces.json"])
     assert json.loads((out / "rotated_gps_faces.json").read_text())["size"] == list(_face().size)  # upright
     assert (os.stat(out / "cmyk_face0.png").st_mode & 0o777) == 0o666 & ~_umask()
     assert leftovers(out) == []
@@ -230,6 +289,7 @@ def _umask():
     m = os.umask(0o022); os.umask(m); return m
 
 
+@pytest.mark.shared
 def test_faces_bad_inputs_and_no_face(corpus, capsys, tmp_path):
     root, cases = corpus
     out = tmp_path / "faces"
@@ -244,21 +304,23 @@ def test_faces_bad_inputs_and_no_face(corpus, capsys, tmp_path):
     record("--out is a file", "faces", code, lines[0], [])
 
 
+@pytest.mark.shared
 def test_compare_every_face_and_no_verdict(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("C2P_HOME", str(tmp_path / "cache")); monkeypatch.setenv("C2P_OFFLINE", "1")
     a, group = FACES / "obama/obama_official_portrait.jpg", FACES / "group/two_people.jpg"
-    code, err, out, _ = cli(["compare", str(a), str(group), "--models", "dlib,irse50,facenet"], capsys)
+    code, err, out, _ = cli_split(["compare", str(a), str(group), "--models", "dlib,irse50,facenet"], capsys)
     lines = out.splitlines()
-    assert code == 0 and err == []
+    assert code == 0 and err == [], err
     assert "face 1/2" in lines[0] and "face 2/2" in lines[2] and lines[1].strip().startswith("dlib")
     assert "same person" in lines[1] and "different people" in lines[3]  # Obama is the first face of the group photo
     assert len(lines) == 5 and lines[4].startswith("irse50, facenet: weights not in the cache")  # one line for both
     record("compare: a group photo", "compare", code, " / ".join(l.strip() for l in lines[:2]), [])
-    code, err, out, _ = cli(["compare", str(a), str(group), "--models", "irse50,facenet"], capsys)
+    code, err, out, _ = cli_split(["compare", str(a), str(group), "--models", "irse50,facenet"], capsys)
     assert code == 1 and len(out.splitlines()) == 1 and len(err) == 1 and "no verdict" in err[0]
     record("compare: no weights", "compare", code, err[0], [])
 
 
+@pytest.mark.shared
 def test_evaluate_refuses_unwritable_json_before_models(corpus, capsys, tmp_path, monkeypatch):
     import c2p.evaluation as ev
     monkeypatch.setattr(ev, "load_judges", lambda *a, **k: (_ for _ in ()).throw(AssertionError("models loaded")))
@@ -272,6 +334,7 @@ def test_evaluate_refuses_unwritable_json_before_models(corpus, capsys, tmp_path
 
 
 # ---------------------------------------------------------------- runs that do the work (tiny settings)
+@pytest.mark.shared
 def test_mixed_folder_out_is_in(corpus, capsys, tmp_path):
     "A folder of good, bad and faceless photos protected into itself: one line each, the good one written, inputs intact."
     root, cases = corpus
@@ -281,6 +344,9 @@ def test_mixed_folder_out_is_in(corpus, capsys, tmp_path):
     before, names = sha(d.iterdir()), set(files_in(d))
     code, lines, _, secs = cli(["protect", str(d), "--out", str(d), *RED, *TINY, "--steps", "1"], capsys)
     assert code == 1, lines
+    looks = [l for l in lines if l.startswith(LOOK)]
+    assert len(looks) == 1 and "tiny preset" in looks[0], lines  # what the prompt becomes, said once before the work
+    lines = [l for l in lines if not l.startswith(LOOK)]
     assert len(lines) == 8 and lines[-1].startswith("c2p protect: 7 photos: 0 protected, 1 written but not protected, 6 failed")
     for n in ["text.jpg", "empty.jpg", "fake.heic", "bomb.png", "loop.jpg"]:
         assert sum(n in l for l in lines[:-1]) == 1, (n, lines)
@@ -396,6 +462,7 @@ def _c2p(*argv, **kw):
                             env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, **kw)
 
 
+@pytest.mark.shared
 def test_sigint_then_resume_not_protected(tmp_path):
     "Ctrl-C mid-run leaves nothing partial and exits 130; the rerun finishes; 1 step is not enough: exit 3 and says so."
     d = tmp_path / "in"; d.mkdir()
@@ -408,13 +475,13 @@ def test_sigint_then_resume_not_protected(tmp_path):
     time.sleep(1.0)
     p.send_signal(signal.SIGINT)
     err = "".join(p.communicate(timeout=120))
-    lines = err.strip().splitlines()
+    lines = [l for l in err.strip().splitlines() if not l.startswith(LOOK)]
     assert p.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err, err
     assert files_in(out) == []  # no partial output, no lock, no temporary folder
     record("SIGINT during the run", "protect", 130, lines[0], [])
     p = _c2p("protect", d, "--out", out, *RED, *TINY, "--steps", "1")
     err = "".join(p.communicate(timeout=300))
-    lines = err.strip().splitlines()
+    lines = [l for l in err.strip().splitlines() if not l.startswith(LOOK)]
     assert p.returncode == 3 and len(lines) == 1, err
     assert "kit.jpg ->" in lines[0] and "NOT protected: still matched by dlib (attacked: distance" in lines[0]
     assert files_in(out) == ["kit_protected.jpg", "kit_report.json"]
@@ -437,6 +504,7 @@ def test_sigint_then_resume_not_protected(tmp_path):
 JPEG_OUTSIDE = None
 
 
+@pytest.mark.shared
 def test_concurrent_runs_claim_each_photo(tmp_path):
     "Two runs on one folder: each photo is protected once; both runs end knowing both verdicts."
     d = tmp_path / "in"; d.mkdir()
@@ -461,6 +529,7 @@ def _can_mount() -> bool:
     return r.returncode == 0
 
 
+@pytest.mark.shared
 @pytest.mark.skipif(not _can_mount(), reason="needs root and `unshare -m` to mount a read-only / full file system")
 def test_read_only_and_full_disk_then_resume_protected(tmp_path):
     "A read-only --out is refused before any work; a disk that fills mid-write leaves nothing; the rerun is protected."
@@ -483,7 +552,7 @@ mount -o remount,rw,size=20m tmpfs {mnt}
 """
     r = subprocess.run(["unshare", "-m", "bash", "-c", script], capture_output=True, text=True, timeout=600,
                        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-    out = r.stdout.splitlines()
+    out = [l for l in r.stdout.splitlines() if not l.startswith(LOOK)]
     assert "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
     ro, rc1 = out[0], out[1]
     assert "not writable (Read-only file system)" in ro and rc1.startswith("rc=2"), out
@@ -502,18 +571,178 @@ mount -o remount,rw,size=20m tmpfs {mnt}
     record("rerun after the disk was freed (--steps 6)", "protect", 0, done, listing)
 
 
+# ---------------------------------------------------------------- issue 17: reruns, the look, Ctrl-C, long names, README
+# These use the portraits installed with c2p (c2p/data), so they run on a fresh clone without ../shared.
+MAKEUP1 = ["--steps", "1", "--quiet"]  # the default makeup preset, one search step: the plumbing, not the protection
+
+
+def _small_biden(width=480) -> Image.Image:
+    "Biden's official portrait (public domain, installed with c2p), small enough to be quick."
+    from c2p.faces import sample_photo
+    im = Image.open(sample_photo("biden")).convert("RGB")
+    return im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
+
+
+def _one_photo(tmp_path, name="alex.jpg") -> Path:
+    d = tmp_path / "in"; d.mkdir(exist_ok=True)
+    _small_biden().save(d / name, quality=92)
+    return d / name
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_rerun_compares_the_recorded_settings(capsys, tmp_path):
+    "Same settings: already protected. Other prompt/seed/strength: protected again and replaced, or kept with --no-overwrite."
+    photo, out = _one_photo(tmp_path), tmp_path / "out"
+    before = sha([photo])
+    code, lines, _, _ = cli_looked(["protect", str(photo), "--out", str(out), *RED, *MAKEUP1], capsys)
+    assert code in (0, 3) and lines[0].startswith(LOOK) and "(red)" in lines[0] and "alex.jpg -> " in lines[1], lines
+    first = (out / "alex_protected.jpg").read_bytes()
+    code, lines, _, secs = cli_looked(["protect", str(photo), "--out", str(out), *RED, *MAKEUP1], capsys)
+    assert len(lines) == 1 and "alex.jpg: already protected (alex_protected.jpg)" in lines[0], lines
+    assert (out / "alex_protected.jpg").read_bytes() == first
+    record("rerun, same settings", "protect", code, lines[0], [], seconds=secs)
+    for extra, change in ((["--prompt", "green eyeshadow"], "prompt 'red lipstick' -> 'green eyeshadow'"),
+                          (["--seed", "7"], "seed 0 -> 7"), (["--strength", "bold"], "strength natural -> bold")):
+        code, lines, _, secs = cli_looked(["protect", str(photo), "--out", str(out), *RED, *MAKEUP1, *extra, "--no-overwrite"], capsys)
+        assert code == 1 and len(lines) == 1 and change in lines[0] and "kept because of --no-overwrite" in lines[0], lines
+        assert (out / "alex_protected.jpg").read_bytes() == first
+        record(f"rerun, {' '.join(extra)}, --no-overwrite", "protect", code, lines[0], [], seconds=secs)
+    code, lines, _, _ = cli_looked(["protect", str(photo), "--out", str(out), *RED, "--overwrite", "--no-overwrite"], capsys)
+    assert code == 2 and len(lines) == 1 and "contradict" in lines[0], lines
+    code, lines, _, secs = cli_looked(["protect", str(photo), "--out", str(out), "--prompt", "green eyeshadow", *MAKEUP1], capsys)
+    assert code in (0, 3) and lines[0].startswith(LOOK) and "eyeshadow (green)" in lines[0], lines
+    assert "alex.jpg -> " in lines[1] and "(replaced the earlier output: prompt 'red lipstick' -> 'green eyeshadow')" in lines[1]
+    assert json.loads((out / "alex_report.json").read_text())["prompt"] == "green eyeshadow"
+    assert (out / "alex_protected.jpg").read_bytes() != first and files_in(out) == ["alex_protected.jpg", "alex_report.json"]
+    assert sha([photo]) == before
+    record("rerun, --prompt 'green eyeshadow'", "protect", code, lines[1], files_in(out), seconds=secs)
+
+
+@pytest.mark.slow  # a 40-step run held while the second waits: minutes on two busy cores
+def test_concurrent_runs_with_other_settings_say_who_holds_the_photo(tmp_path):
+    "The second run names the run holding the photo and what it asked for, waits, then protects with its own prompt."
+    photo, out = _one_photo(tmp_path), tmp_path / "out"
+    p1 = _c2p("protect", photo, "--out", out, *RED, "--steps", "40", "--quiet")
+    t0 = time.time()
+    while not (out / ".alex.c2p-lock").exists() and p1.poll() is None and time.time() - t0 < 120: time.sleep(0.05)
+    held = (out / ".alex.c2p-lock").read_text().splitlines()
+    assert held[0] == str(p1.pid) and "prompt 'red lipstick', preset makeup, mode dodging" in held[1], held
+    p2 = _c2p("protect", photo, "--out", out, "--prompt", "green eyeshadow", *MAKEUP1)
+    e1, e2 = (p.communicate(timeout=600)[1] for p in (p1, p2))
+    assert p1.returncode in (0, 3) and p2.returncode in (0, 3) and "Traceback" not in e1 + e2, (e1, e2)
+    wait = next(l for l in e2.splitlines() if "another c2p run" in l)
+    assert (f"another c2p run (pid {p1.pid}, prompt 'red lipstick', preset makeup, mode dodging, strength natural, seed 0) "
+            "is protecting it; waiting for it at the end") in wait, e2
+    assert "(replaced the earlier output: prompt 'red lipstick' -> 'green eyeshadow')" in e2, e2
+    assert json.loads((out / "alex_report.json").read_text())["prompt"] == "green eyeshadow"
+    assert files_in(out) == ["alex_protected.jpg", "alex_report.json"]
+    record("two concurrent runs, other prompts, one photo", "protect", f"{p1.returncode}, {p2.returncode}", wait, files_in(out))
+
+
+@pytest.fixture
+def stop_at_model_load(monkeypatch):
+    "Ctrl-C where the models would load: the look line has been said by then, and no search runs."
+    import c2p.pipeline as pl
+    def stop(*a, **k): raise KeyboardInterrupt
+    monkeypatch.setattr(pl, "load_models", stop)
+
+
+@pytest.mark.parametrize("prompt, preset, look", [
+    ("red lipstick, cat whiskers", "makeup", ("lips (red)", "; ignored: cat, whiskers")),
+    ("smoky eyes with a beard", "makeup", ("eyeshadow (smoky)", "eyeliner (black)", "; ignored: beard")),
+    ("red lipstick", "tiny", ("the tiny preset's generator search, guided by CLIP with the whole prompt 'red lipstick'",)),
+])
+def test_every_run_says_the_look_and_the_ignored_words(prompt, preset, look, stop_at_model_load, capsys, tmp_path):
+    photo = _one_photo(tmp_path)
+    code, lines, _, _ = cli_looked(["protect", str(photo), "--out", str(tmp_path / "out"), "--prompt", prompt, "--preset", preset,
+                             "--quiet"], capsys)
+    assert code == 130 and lines[0].startswith(LOOK) and all(w in lines[0] for w in look) and "interrupted" in lines[1], lines
+    record(f"look of {prompt!r} ({preset})", "protect", None, lines[0], [])
+
+
+@pytest.mark.xfail(strict=False, reason="needs the multilingual parse_prompt of chapter 8b (the lead's change)")
+def test_a_french_prompt_is_understood(stop_at_model_load, capsys, tmp_path):
+    code, lines, _, _ = cli_looked(["protect", str(_one_photo(tmp_path)), "--out", str(tmp_path / "out"), "--prompt",
+                             "rouge à lèvres rouge", "--quiet"], capsys)
+    assert lines[0].startswith(LOOK) and "lips (red)" in lines[0] and "blush" not in lines[0].split(";")[0], lines
+    record("French: 'rouge à lèvres rouge'", "protect", None, lines[0], [])
+
+
+@pytest.mark.xfail(strict=False, reason="needs parse_prompt to refuse prompts without a makeup product (the lead's change)")
+def test_a_prompt_without_a_product_is_refused_with_the_vocabulary(no_models, capsys, tmp_path):
+    code, lines, _, _ = cli_looked(["protect", str(_one_photo(tmp_path)), "--out", str(tmp_path / "out"), "--prompt",
+                             "green beard and cat whiskers", "--quiet"], capsys)
+    assert code == 2 and len(lines) == 1 and "lipstick" in lines[0] and "eyeshadow" in lines[0], lines
+    assert files_in(tmp_path / "out") == []
+    record("no product: 'green beard and cat whiskers'", "protect", code, lines[0], [])
+
+
+def test_ctrl_c_at_any_moment_is_one_line_and_130(tmp_path):
+    "SIGINT while Python imports torch, while the models load, during the search: exit 130, one line, nothing written."
+    photo, out = _one_photo(tmp_path), tmp_path / "out"
+    for delay in (0.2, 1.0, 2.5, 5.0, 9.0):
+        p = _c2p("protect", photo, "--out", out, *RED, "--steps", "60", "--quiet")
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        lines = [l for l in err.strip().splitlines() if not l.startswith(LOOK)]
+        assert p.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err, (delay, err)
+        assert files_in(out) == []  # nothing partial, no lock, no temporary folder
+        record(f"Ctrl-C after {delay} s (fresh process)", "protect", 130, lines[0], [])
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_long_file_names_are_protected(capsys, tmp_path):
+    "250-character names (ASCII, and 2-byte letters up to 254 bytes): outputs, locks and temporary files fit the limit."
+    d = tmp_path / "in"; d.mkdir()
+    names = ["a" * 246 + ".jpg", "é" * 125 + ".jpg"]
+    for n in names: _small_biden().save(d / n, quality=92)
+    assert len(f".{Path(names[0]).stem}.c2p-lock".encode()) > 255  # the lock named after the photo could not exist
+    out = tmp_path / "out"
+    code, lines, _, secs = cli_looked(["protect", str(d), "--out", str(out), *RED, *MAKEUP1], capsys)
+    assert code in (0, 3) and sum(" -> " in l for l in lines) == 2, lines
+    made = files_in(out)
+    assert len(made) == 4 and all(len(n.encode()) <= 255 for n in made) and leftovers(out) == [], made
+    assert all(any(n.startswith(Path(x).stem[:80]) for n in made) for x in names)  # recognisably the photo's name
+    code, lines, _, _ = cli_looked(["protect", str(d), "--out", str(out), *RED, *MAKEUP1], capsys)
+    assert sum("already protected" in l for l in lines) == 2, lines
+    record("two 250-character file names", "protect", 3, "; ".join(l.replace("c2p protect: ", "") for l in lines if "already" in l)[:160] + " ...",
+           [f"{n[:12]}...{n[-30:]}" for n in made], seconds=secs)
+
+
+@pytest.mark.slow
+def test_readme_first_python_example_runs_offline(tmp_path):
+    "README's first Python example, as written, on a photo: the default preset, offline, no weights in the cache."
+    import re
+    block = re.search(r"In Python:\s+```python\n(.+?)\n```", (ROOT / "README.md").read_text(), re.S).group(1)
+    _small_biden(600).save(tmp_path / "photo.jpg", quality=92)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "C2P_OFFLINE": "1", "C2P_HOME": str(tmp_path / "empty-cache"),
+           "C2P_SHARED": "none", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stdout.strip().startswith("{'dlib':") and (tmp_path / "photo_protected.jpg").exists(), r.stdout
+    record("README's first Python example (fresh process, offline)", "python", 0, r.stdout.strip(), ["photo_protected.jpg"],
+           seconds=time.perf_counter() - t)
+
+
 # ---------------------------------------------------------------- the table
+def _scrub(text: str) -> str:
+    "The table without machine paths: pytest's temporary folders and the shared folder by name."
+    import re
+    text = re.sub(r"/tmp/pytest-of-[^/]+/pytest-\d+/", "<tmp>/", text)
+    return text.replace(str(FACES.parent), "shared") if FACES else text
+
+
 def write_table(path: Path):
     head = "| case | command | exit | message | files written | inputs intact | seconds |\n|---|---|---|---|---|---|---|\n"
-    import re  # no machine paths in the table: pytest's temporary folders and the checkout become relative
-    esc = lambda s: re.sub(r"/\S*?/pytest-of-[^/]+/pytest-\d+/[^/\s]+/", "", str(s).replace(str(ROOT) + "/", "")) \
-        .replace("|", "\\|").replace("\n", " ")
+    esc = lambda s: _scrub(str(s).replace(str(ROOT) + "/", "")).replace("|", "\\|").replace("\n", " ")
     rows = "".join(f"| {esc(c)} | {cmd} | {'' if code is None else code} | {esc(msg)} | {esc(', '.join(w)) or '-'} | "
                    f"{'yes' if ok else 'NO'} | {'' if s is None else f'{s:.2f}'} |\n" for c, cmd, code, msg, w, ok, s in ROWS)
     extra = (f"\nJPEG output, pixels away from the face (beyond one face size around its box): {JPEG_OUTSIDE[0]:.2%} changed, "
              f"at most {JPEG_OUTSIDE[1]}/255 (source quantisation tables kept).\n") if JPEG_OUTSIDE else ""
-    path.write_text("# The bad-input corpus (issue 13)\n\nMade by `python tests/test_corpus_cli.py` (pytest on this file, then "
-                    "this table). Zero tracebacks; every input's sha256 unchanged; no partial, temporary or lock file left. Seconds: wall time of the command, in this process (modules already imported) unless it says fresh process (imports included, which is nearly all of it: the refusal itself takes milliseconds, before any model loads).\n\n" + head + rows + extra)
+    path.write_text("# The bad-input corpus (issues 13 and 17)\n\nMade by `python tests/test_corpus_cli.py` (pytest on this file, then "
+                    "this table; `C2P_SLOW=1` adds the slow rows, and the rows built from ../shared need it). Machine paths are shown as <tmp> and shared. Zero tracebacks; every input's sha256 unchanged; no partial, temporary or lock file left. Seconds: wall time of the command, in this process (modules already imported) unless it says fresh process (imports included, which is nearly all of it: the refusal itself takes milliseconds, before any model loads).\n\n" + head + rows + extra)
 
 
 if __name__ == "__main__":

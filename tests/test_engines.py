@@ -87,7 +87,8 @@ def test_ray_gives_the_local_engines_bytes_verdicts_and_lines(cluster, folder, t
     # the bad photo and the photo without a face fail alone, each with its one line, in both engines
     for engine in ("ray", "local"):
         said = [l.replace(str(tmp_path / engine), "OUT") for l in lines[engine] if "ray:" not in l]
-        assert len(said) == 5 and sum("error: " in l and "broken.jpg" in l for l in said) == 1
+        assert len(said) == 6 and sum("error: " in l and "broken.jpg" in l for l in said) == 1
+        assert sum(l.startswith("c2p protect: look: ") for l in said) == 1  # the look, said before any work
         assert sum("sky.png: skipped, no face found" in l for l in said) == 1
         lines[engine] = sorted(said)
     assert lines["ray"] == lines["local"]  # the same result line for every photo
@@ -115,6 +116,27 @@ def test_a_row_that_breaks_in_an_actor_fails_alone(cluster, folder, tmp_path, on
     st = json.loads(actor(row)["status"])
     assert st["status"] == "failed" and st["message"].startswith("obama.jpg: UnpicklingError"), st
     assert "\n" not in st["message"] and not any(tmp_path.iterdir())
+
+
+def test_a_rerun_with_other_settings_replaces_or_keeps_like_the_local_engine(folder, tmp_path, one_torch_thread):
+    "An output made with other settings is protected again and replaced (its line says so), or kept with no_overwrite."
+    from c2p.engines import PhotoProtector, detect_row, planned_row
+    from c2p.pipeline import Job, ProtectConfig, protect_files, run_settings
+    protect_files([folder / "obama.jpg"], tmp_path, PROMPT, steps=STEPS, device="cpu", progress=False, log=lambda m: None)
+    cfg = ProtectConfig.makeup(steps=STEPS, seed=1)
+    job = Job(folder / "obama.jpg", "obama", tmp_path / "obama_protected.jpg", tmp_path / "obama_report.json")
+    row = detect_row(planned_row(0, job, {}), cfg, threads=1)
+    before = job.out_img.read_bytes()
+    for no_overwrite in (True, False):
+        actor = PhotoProtector(cfg, PROMPT, str(tmp_path), dict(mode="dodging", seed=1, overwrite=False, steps=STEPS),
+                               want=run_settings(cfg, PROMPT), no_overwrite=no_overwrite)
+        st = json.loads(actor(row)["status"])
+        if no_overwrite:
+            assert st["status"] == "failed" and "was made with other settings (seed 0 -> 1)" in st["message"], st
+            assert st["message"].endswith("kept because of --no-overwrite") and job.out_img.read_bytes() == before
+        else:
+            assert st["status"] == "done" and "(replaced the earlier output: seed 0 -> 1)" in st["message"], st
+            assert json.loads(job.out_rep.read_text())["settings"]["seed"] == 1
 
 
 def _command(folder, out):

@@ -10,7 +10,7 @@ import pytest
 from c2p.core import shared_dir
 
 SHARED = shared_dir()
-pytestmark = pytest.mark.skipif(SHARED is None, reason="needs the shared photos (../shared/faces)")
+pytestmark = pytest.mark.shared
 
 
 def c2p(*args, cwd=None):

@@ -32,6 +32,7 @@ def test_protect_refuses_a_bad_held_out_model_in_one_line(argv, words, tmp_path,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # the tiny preset's whole protocol: minutes of CPU (CI's second pass)
 def test_protect_held_out_attacks_the_other_three(tmp_path, capsys, one_torch_thread):
     out = tmp_path / "out"
     code, _, err = run(["protect", str(OBAMA), "--out", str(out), "--prompt", "red lipstick", "--preset", "tiny", "--held-out", "ir152",
@@ -45,6 +46,7 @@ def test_protect_held_out_attacks_the_other_three(tmp_path, capsys, one_torch_th
     assert "ir152 (held out:" in err
 
 
+@pytest.mark.slow  # the tiny preset's whole protocol: minutes of CPU (CI's second pass)
 def test_evaluate_leave_one_out_prints_the_paper_table(tmp_path, capsys, monkeypatch, one_torch_thread):
     # the command's own code path, with fewer inversion steps than the tiny preset's 30 (seconds, not a minute)
     monkeypatch.setattr(evaluation, "leave_one_out_protocol",

@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 from c2p.cli import main
-from c2p.core import shared_dir
+from c2p.faces import sample_photo
 
-FACES = shared_dir() / "faces"
-KIT = FACES / "kit_harington/john1.jpg"          # 1200x599 JPEG, one face
+KIT = sample_photo("biden")        # 1200x1200 JPEG, one face: installed with c2p, so these tests run on a fresh clone
+OBAMA = sample_photo("obama")
 FAST = ["--steps", "2", "--pti-steps", "2", "--quiet"]  # the command's plumbing, not the protection's strength
 
 
@@ -105,10 +105,10 @@ def test_never_overwrites_an_input(tmp_path, capsys):
 def test_impersonation_and_layers_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "out"
     code, _, err = run([str(KIT), "--out", str(out), "--prompt", "red lipstick", "--mode", "impersonation",
-                        "--target", str(FACES / "obama/obama_official_portrait.jpg"), "--layers", "9-13", "--lambda-adv", "1.5",
+                        "--target", str(OBAMA), "--layers", "9-13", "--lambda-adv", "1.5",
                         "--seed", "3", *FAST], capsys)
     assert code in (0, 3), err  # written; 3 when 2 steps did not get past the threshold
-    rep = json.loads((out / "john1_report.json").read_text())
+    rep = json.loads((out / "biden_official_portrait_report.json").read_text())
     assert rep["mode"] == "impersonation" and rep["target"].endswith("obama_official_portrait.jpg")
     assert rep["settings"]["search"]["layers"] == list(range(9, 14)) and rep["settings"]["search"]["lambda_adv"] == 1.5
     assert rep["settings"]["seed"] == 3 and rep["faces"][0]["reference"] == "target"
