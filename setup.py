@@ -37,7 +37,8 @@ setuptools.setup(
     package_data={"c2p": ["data/*"]},  # the public-domain sample portraits and example prompts
     python_requires=">=" + cfg["min_python"],
     install_requires=cfg["requirements"].split(),
-    extras_require={"dev": cfg["dev_requirements"].split()},
+    extras_require={"dev": cfg["dev_requirements"].split(),
+                    "ray": cfg.get("ray_requirements", "").split()},  # pip install c2p[ray]: --engine ray (c2p.engines)
     entry_points={"console_scripts": cfg["console_scripts"].split(), "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,
 )

@@ -13,7 +13,8 @@ import time
 import torch
 
 # %% auto #0
-__all__ = ['COMMANDS', 'matmul_gflops', 'count_gflop', 'module_gflop', 'generator_step', 'time_steps', 'bench_generator', 'main']
+__all__ = ['COMMANDS', 'matmul_gflops', 'count_gflop', 'module_gflop', 'generator_step', 'time_steps', 'bench_generator', 'main',
+           'bench_throughput']
 
 # %% ../nbs/90_bench.ipynb #25861db9
 def matmul_gflops(n: int = 2048, seconds: float = 2.0) -> float:
@@ -134,6 +135,54 @@ def main(argv=None) -> int:
         # on every allocation costs more than the arithmetic on it (read by PyTorch at its first large allocation)
         os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     return args.func(args)
+
+# %% ../nbs/90_bench.ipynb #1e7efb43
+def _throughput_args(p):
+    p.add_argument("--preset", default="makeup", help="makeup (default), tiny or paper (paper: random weights at the paper's sizes)")
+    p.add_argument("--batch", type=int, default=4, help="faces timed after the warm-up face (searched one after another)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--steps", type=int, default=None, help="search steps per face (default: the preset's)")
+    p.add_argument("--pti-steps", type=int, default=None, help="pivotal-tuning steps per face, paper and tiny (default: the preset's)")
+    p.add_argument("--prompt", default="red lipstick")
+    p.add_argument("--photo", help="a photo with a face (default: the shipped portraits, in turn)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: all cores)")
+
+def bench_throughput(args) -> int:
+    "Protect a warm-up face untimed, then `--batch` faces timed; print seconds per face and, last, faces per minute."
+    from c2p.core import C2PError
+    from c2p.faces import sample_photo
+    from c2p.pipeline import ProtectConfig, _faces_of, _load, _time_face, load_models
+    if args.threads: torch.set_num_threads(args.threads)
+    try:
+        if args.batch < 1: raise C2PError(f"--batch must be 1 or more, got {args.batch}")
+        over = dict(steps=args.steps, pti_steps=args.pti_steps)
+        cfg = ProtectConfig.from_preset(args.preset, **over)
+        models = load_models(cfg, args.device, pretrained=False if args.preset == "paper" else None)
+        photos = [_load(p, "photo") for p in ([args.photo] if args.photo else [sample_photo("obama"), sample_photo("biden")])]
+        faces = [(ph.image, f) for ph in photos for f in _faces_of(ph.image, cfg, models.device, "photo")]
+    except C2PError as e:
+        print(f"python -m c2p.bench throughput: error: {e}", file=sys.stderr); return 2
+    cuda = models.device.type == "cuda"
+    def one(k):
+        image, face = faces[k % len(faces)]
+        t = time.perf_counter()
+        fr = _time_face(models, cfg, image, face, args.prompt, progress=False)
+        if fr.paste is not None: fr.paste(image)  # the makeup preset renders the face at the photo's resolution
+        if cuda: torch.cuda.synchronize(models.device)
+        return time.perf_counter() - t, len(fr.search.history)
+    warm, _ = one(0)
+    if cuda: torch.cuda.reset_peak_memory_stats(models.device)
+    timed = [one(k) for k in range(args.batch)]
+    total = sum(s for s, _ in timed)
+    fpm = 60 * args.batch / total
+    mem = f", peak GPU memory {torch.cuda.max_memory_allocated(models.device) / 2**30:.1f} GiB" if cuda else ""
+    threads = "" if cuda else f" ({torch.get_num_threads()} threads)"
+    print(f"{args.preset} on {models.device}{threads}: warm-up face {warm:.1f} s (not timed); {args.batch} faces timed: "
+          + ", ".join(f"{s:.1f} s ({n} steps)" for s, n in timed) + mem, flush=True)
+    print(f"throughput {args.preset} batch {args.batch} on {models.device}: {fpm:.2f} faces per minute")
+    return 0
+
+COMMANDS["throughput"] = (bench_throughput, _throughput_args, "faces per minute of a preset, timed after a warm-up face")
 
 # %% ../nbs/90_bench.ipynb #2267265d
 #| eval: false

@@ -28,12 +28,13 @@ from .cosmetics import CosmeticsConfig, strength_name, strength_value
 from .search import SearchConfig, adversarial_search, ensemble_members, match_margin, set_noise_strength, pair_scores, parse_layers, threshold_of
 
 # %% auto #0
-__all__ = ['PRESETS', 'RENDERERS', 'FR_MODELS', 'HELD_OUT_ONLY_PAPER', 'IMAGE_EXTS', 'EXIT_CODES', 'leave_one_out',
-           'ProtectConfig', 'Models', 'PixelOnly', 'split_models', 'load_models', 'FaceResult', 'protect_face',
-           'protect_face_cosmetics', 'ProtectResult', 'no_face_reason', 'parse_look', 'look_line', 'protect',
-           'expand_inputs', 'skipped_subfolders', 'output_paths', 'output_stems', 'run_settings', 'recorded_settings',
-           'describe_settings', 'settings_change', 'protect_files', 'check_target', 'validate_config', 'check_prompt',
-           'Job', 'Plan', 'preflight', 'face_verdicts', 'add_command', 'run_protect', 'bench_protect_args',
+__all__ = ['PRESETS', 'RENDERERS', 'FR_MODELS', 'HELD_OUT_ONLY_PAPER', 'IMAGE_EXTS', 'EXIT_CODES', 'BENCH_WARMUP',
+           'leave_one_out', 'ProtectConfig', 'Models', 'PixelOnly', 'split_models', 'load_models', 'FaceResult',
+           'protect_face', 'protect_face_cosmetics', 'ProtectResult', 'no_face_reason', 'parse_look', 'look_line',
+           'protect', 'expand_inputs', 'skipped_subfolders', 'output_paths', 'output_stems', 'run_settings',
+           'recorded_settings', 'describe_settings', 'settings_change', 'protect_files', 'planned_statuses',
+           'protect_job', 'earlier_output', 'job_failed', 'check_target', 'validate_config', 'check_prompt', 'Job',
+           'Plan', 'preflight', 'face_verdicts', 'add_command', 'run_protect', 'steady_step', 'bench_protect_args',
            'bench_protect', 'run_bench_protect']
 
 # %% ../nbs/09_pipeline.ipynb #c96b35c6
@@ -426,8 +427,8 @@ def look_line(look, prompt: str, cfg: ProtectConfig) -> str:
     return f"look: {look.describe()}" + (f"; ignored: {', '.join(look.ignored)}" if look.ignored else "")
 
 def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None, seed: int = 0,
-            callback=None, models: Models | None = None, progress: bool = True, **overrides) -> ProtectResult:
-    "Protect every face of `photo` (path, bytes, PIL image or Photo) with makeup described by `prompt`."
+            callback=None, models: Models | None = None, progress: bool = True, faces=None, **overrides) -> ProtectResult:
+    "Protect every face of `photo` (path, bytes, PIL image or Photo) with makeup described by `prompt`; `faces`: found already (else detected here)."
     from c2p.faces import align_face, paste_back, pil_to_tensor
     from c2p.makeup import MakeupLoss
     t_all = time.perf_counter()
@@ -453,7 +454,8 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
         models = load_models(cfg, device)
         timings["models"] = time.perf_counter() - t; t = time.perf_counter()
     seed_everything(cfg.seed)
-    faces = _faces_of(image, cfg, models.device, "photo")
+    if faces is None: faces = _faces_of(image, cfg, models.device, "photo")
+    elif not faces: raise NoFaceError("no face found in the photo")
     if look is not None:  # every face's makeup regions must be placeable before any search starts
         from c2p.cosmetics import LandmarkError, check_landmarks
         for i, f in enumerate(faces):
@@ -637,16 +639,8 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mod
     want = run_settings(cfg, plan.prompt, target)
     for note in plan.notes: log(f"c2p protect: note: {note}")
     line = lambda st: f"c2p protect: {'error: ' if st['status'] == 'failed' else ''}{st['message']}"
-    statuses, say = [], (on_result or (lambda st: log(line(st))))
-    for job in plan.jobs:  # every problem pre-flight found, before any work
-        st = dict(input=str(job.path), output=str(job.out_img) if job.out_img else None,
-                  report=str(job.out_rep) if job.out_rep else None, status=job.status, message=job.message)
-        statuses.append(st)
-        if job.status == "skipped":
-            st["protected"], verdict = _read_verdict(job.out_rep)
-            st["message"] += f": {verdict}"
-        if job.status: say(st)
-        elif job.notes: log(f"c2p protect: note: {job.path.name}: {'; '.join(job.notes)}")
+    say = on_result or (lambda st: log(line(st)))
+    statuses = planned_statuses(plan, say, log)
     todo = [(j, st) for j, st in zip(plan.jobs, statuses) if not j.status]
     if todo and cfg.mode == "impersonation":  # a target the judges already take for the person: nothing to protect
         models = models or load_models(cfg, device)
@@ -668,11 +662,65 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mod
             try: d.rmdir()
             except OSError: break
 
+def planned_statuses(plan: Plan, say, log) -> list[dict]:
+    "One status dict per planned photo; those pre-flight already decided (done before, unreadable) are told to `say`."
+    statuses = []
+    for job in plan.jobs:  # every problem pre-flight found, before any work
+        st = dict(input=str(job.path), output=str(job.out_img) if job.out_img else None,
+                  report=str(job.out_rep) if job.out_rep else None, status=job.status, message=job.message)
+        statuses.append(st)
+        if job.status == "skipped":
+            st["protected"], verdict = _read_verdict(job.out_rep)
+            st["message"] += f": {verdict}"
+        if job.status: say(st)
+        elif job.notes: log(f"c2p protect: note: {job.path.name}: {'; '.join(job.notes)}")
+    return statuses
+
+def protect_job(job: Job, st: dict, plan: Plan, models: Models, *, photo=None, faces=None, mode: str = "dodging", target=None,
+                seed: int = 0, overwrite: bool = False, replaced: str = "", callback=None, progress: bool = True, **overrides) -> dict:
+    "Protect one planned photo with `models`, write its image and report atomically and fill in its status `st` (a failure raises); `replaced`: `earlier_output`'s note."
+    from c2p.faces import load_photo
+    cfg = plan.cfg
+    metrics = {k: getattr(m, "metric", "score") for k, m in ensemble_members(models.judges).items()}
+    t = time.perf_counter()
+    res = protect(photo if photo is not None else load_photo(job.path), plan.prompt, preset=cfg.preset, mode=mode, target=target,
+                  seed=seed, models=models, faces=faces, callback=_relay(callback, photo=str(job.path)), progress=progress, **overrides)
+    _write_outputs(res, job.out_img, job.out_rep, cfg, overwrite or bool(replaced), metrics)
+    every, verdict = face_verdicts({**res.report, "metrics": metrics})
+    st.update(status="done", faces=len(res.report["faces"]), protected=every, seconds=round(time.perf_counter() - t, 1),
+              message=f"{job.path.name} -> {job.out_img}{replaced}: {verdict}")
+    occl = [f.get("occlusion") for f in res.report["faces"]]
+    if any(occl): st["occlusion"] = occl
+    return st
+
+def earlier_output(job: Job, st: dict, want: dict, overwrite: bool = False, no_overwrite: bool = False) -> str | None:
+    "For a claimed photo whose pair may exist already: None when that decides `st` (skipped: same settings; failed: other settings and `no_overwrite`); else the note of its line ('', or the earlier output it replaces)."
+    if overwrite or not (job.out_img.exists() and job.out_rep.exists()): return ""
+    change = settings_change(job.out_rep, want)
+    if change and no_overwrite:
+        st.update(status="failed", message=f"{job.path.name}: {job.out_img.name} was made with other settings "
+                                           f"({change}); kept because of --no-overwrite")
+        return None
+    if not change:  # the same settings (or a report c2p cannot read: never replaced blindly)
+        st["protected"], verdict = _read_verdict(job.out_rep)
+        st.update(status="skipped", message=f"{job.path.name}: already protected ({job.out_img.name}): {verdict}")
+        return None
+    return f" (replaced the earlier output: {change})"
+
+def job_failed(job: Job, st: dict, error: Exception, photo=None, device=None) -> dict:
+    "`st` marked for a photo that raised `error`: 'no_face' (saying why, from `photo` when at hand) or 'failed', with its one line."
+    if isinstance(error, NoFaceError):
+        why = no_face_reason(photo.image, device) if photo is not None else "no face found"
+        st.update(status="no_face", message=f"{job.path.name}: skipped, {why}")
+    else:
+        st.update(status="failed", message=f"{job.path.name}: {error}")
+    return st
+
 def _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed, overwrite, models, callback, progress,
                   log, wait_s, say, overrides, want, no_overwrite) -> list[dict]:
     "The work of `protect_files`: each planned photo in turn, claimed, protected and written."
     bar = tqdm(total=len(todo), desc="photos", disable=not progress)
-    metrics, stop = None, None
+    stop = None
     queue, waited = list(todo), set()
     while queue:
         job, st = queue.pop(0)
@@ -690,47 +738,25 @@ def _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed
                 else:
                     time.sleep(wait_s)
                 queue.append((job, st)); continue
-            replaced = ""
-            if job.out_img.exists() and job.out_rep.exists() and not overwrite:  # done earlier, or meanwhile by another run
-                change = settings_change(job.out_rep, want)
-                if change and no_overwrite:
-                    st.update(status="failed", message=f"{job.path.name}: {job.out_img.name} was made with other settings "
-                                                       f"({change}); kept because of --no-overwrite")
-                    say(st); bar.update(); continue
-                if not change:  # the same settings (or a report c2p cannot read: never replaced blindly)
-                    st["protected"], verdict = _read_verdict(job.out_rep)
-                    st.update(status="skipped", message=f"{job.path.name}: already protected ({job.out_img.name}): {verdict}")
-                    say(st); bar.update(); continue
-                replaced = f" (replaced the earlier output: {change})"
+            replaced = earlier_output(job, st, want, overwrite, no_overwrite)  # done earlier, or meanwhile by another run
+            if replaced is None:
+                say(st); bar.update(); continue
+            photo = None
             try:
                 from c2p.faces import load_photo
                 photo = load_photo(job.path)
-                _faces_of(photo.image, cfg, models.device if models is not None else get_device(device), "photo")  # before any model
+                faces = _faces_of(photo.image, cfg, models.device if models is not None else get_device(device), "photo")  # before any model
                 if models is None:
                     models = load_models(cfg, device)
-                if metrics is None:
-                    metrics = {k: getattr(m, "metric", "score") for k, m in ensemble_members(models.judges).items()}
                 bar.set_postfix_str(job.path.name)
-                t = time.perf_counter()
-                res = protect(photo, plan.prompt, preset=cfg.preset, mode=mode, target=target, seed=seed, models=models,
-                              callback=_relay(callback, photo=str(job.path)), progress=progress, **overrides)
-                _write_outputs(res, job.out_img, job.out_rep, cfg, overwrite or bool(replaced), metrics)
-                n = len(res.report["faces"])
-                every, verdict = face_verdicts({**res.report, "metrics": metrics})
-                st.update(status="done", faces=n, protected=every, seconds=round(time.perf_counter() - t, 1),
-                          message=f"{job.path.name} -> {job.out_img}{replaced}: {verdict}")
-                occl = [f.get("occlusion") for f in res.report["faces"]]
-                if any(occl): st["occlusion"] = occl
-                say(st)
-            except NoFaceError as e:
-                why = no_face_reason(photo.image, models.device if models is not None else get_device(device))
-                st.update(status="no_face", message=f"{job.path.name}: skipped, {why}")
-                say(st)
+                protect_job(job, st, plan, models, photo=photo, faces=faces, mode=mode, target=target, seed=seed,
+                            overwrite=overwrite, replaced=replaced, callback=callback, progress=progress, **overrides)
             except OutputError as e:  # the disk: every later photo would fail the same way after its search
-                st.update(status="failed", message=f"{job.path.name}: {e}"); say(st)
+                job_failed(job, st, e)
                 stop = f"the output folder failed: {e}"
-            except (InputError, OutputExistsError) as e:  # this photo's problem: report it and go on with the others
-                st.update(status="failed", message=f"{job.path.name}: {e}"); say(st)
+            except (NoFaceError, InputError, OutputExistsError) as e:  # this photo's problem: report it and go on with the others
+                job_failed(job, st, e, photo, models.device if models is not None else get_device(device))
+            say(st)
             bar.update()
     bar.close()
     return statuses
@@ -983,6 +1009,13 @@ def add_command(subparsers):
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object per photo on stdout (for scripts) instead of its result line")
     p.add_argument("--recursive", action="store_true", help="also protect the photos in sub-folders of the folders given")
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help="local (default): one photo after another in this "
+                   "process; ray: on a Ray cluster, faces found on CPU workers and protected by actors that hold the models "
+                   "(pip install 'c2p[ray]'; see c2p.engines)")
+    p.add_argument("--ray-address", metavar="ADDR", help="--engine ray: join the running Ray cluster at ADDR (e.g. auto, "
+                   "HOST:6379 or ray://HOST:10001); without it a local cluster is started on this machine")
+    p.add_argument("--actors", type=int, help="--engine ray: protecting actors, each holding the models once (default: one per "
+                   "GPU, or one per CPU on a cluster without GPUs)")
     p.set_defaults(func=run_protect)
 
 def run_protect(args) -> int:
@@ -1001,10 +1034,12 @@ def run_protect(args) -> int:
         if as_json: tqdm.write(json.dumps(st, default=str, allow_nan=False), file=sys.stdout)
         else: tqdm.write(f"c2p protect: {'error: ' if st['status'] == 'failed' else ''}{st['message']}", file=sys.stdout)
         sys.stdout.flush()
-    statuses = protect_files(args.photos, args.out, args.prompt, preset=args.preset, mode=args.mode, target=args.target,
-                             device=args.device, seed=args.seed, overwrite=args.overwrite,
-                             no_overwrite=args.no_overwrite, progress=not args.quiet, log=log, on_result=on_result,
-                             recursive=getattr(args, "recursive", False), **overrides)
+    from c2p.engines import engine_runner, gather_inputs  # folders, globs and list files; the local or the Ray engine
+    run_files = engine_runner(args, summary=log if as_json else lambda m: (tqdm.write(m, file=sys.stdout), sys.stdout.flush()))
+    statuses = run_files(gather_inputs(args.photos), args.out, args.prompt, preset=args.preset, mode=args.mode, target=args.target,
+                         device=args.device, seed=args.seed, overwrite=args.overwrite,
+                         no_overwrite=getattr(args, "no_overwrite", False), progress=not args.quiet, log=log,
+                         on_result=on_result, recursive=getattr(args, "recursive", False), **overrides)
     written = [s for s in statuses if s["status"] in ("done", "skipped")]
     good = sum(bool(s.get("protected")) for s in written)
     failed = [s for s in statuses if s["status"] in ("failed", "no_face")]
@@ -1021,21 +1056,33 @@ def run_protect(args) -> int:
 
 # %% ../nbs/09_pipeline.ipynb #b2984992
 def _time_face(models: Models, cfg: ProtectConfig, image, face, prompt: str, progress: bool) -> FaceResult:
+    "Protect one face, with `timings['ticks']`: the clock at the end of every step, per stage (tuning, search)."
     from c2p.makeup import MakeupLoss
     ml = None if models.clip is None else MakeupLoss(models.clip, models.tokenizer, prompt, **_accepts(
         MakeupLoss, generator=torch.Generator().manual_seed(0), kind=cfg.makeup_kind, templates=cfg.makeup_templates))
-    return protect_face(models, cfg, image, face, ml, progress=progress, look=parse_look(prompt, cfg))
+    ticks = {}
+    tick = lambda info: ticks.setdefault(info.get("stage", "search"), []).append(time.perf_counter())
+    fr = protect_face(models, cfg, image, face, ml, progress=progress, look=parse_look(prompt, cfg), callback=tick)
+    fr.timings["ticks"] = ticks
+    return fr
+
+BENCH_WARMUP = 2  # steps of each stage that bench_protect does not time
+
+def steady_step(ticks: list, total: float, steps: int, warmup: int = BENCH_WARMUP) -> tuple[float, bool]:
+    "(seconds per step after `warmup` steps, from the clock at each step's end; True when too few steps forced counting warm-up in)."
+    gaps = np.diff(ticks)[warmup - 1:] if warmup >= 1 and len(ticks) > warmup else []  # gap k: step k+2
+    return (float(np.mean(gaps)), False) if len(gaps) else (total / max(1, steps), True)
 
 def bench_protect_args(p):
     "Add `python -m c2p.bench protect`'s options to parser `p`."
     p.add_argument("--photo", help="a photo with a face (default: the sample Obama portrait)")
     p.add_argument("--presets", "--preset", default="makeup,tiny,paper", help="comma-separated presets to time")
-    p.add_argument("--paper-steps", type=int, default=2, help="steps timed per stage at paper size")
+    p.add_argument("--paper-steps", type=int, default=4, help="steps run per stage at paper size (the first two are warm-up, not timed)")
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 def bench_protect(argv=None) -> dict:
-    "Print seconds per tuning step, per search step and per face for the tiny and paper presets; last line the paper search step."
+    "Print seconds per tuning step, per search step (after a warm-up step) and per face for the presets; last line the paper search step."
     ap = argparse.ArgumentParser(prog="python -m c2p.bench protect", description=bench_protect.__doc__)
     bench_protect_args(ap)
     return run_bench_protect(ap.parse_args(argv), results=True)
@@ -1059,24 +1106,28 @@ def run_bench_protect(args, results: bool = False):
         fr = _time_face(models, cfg, photo.image, face, "red lipstick", progress=False)
         if preset == "makeup":  # no tuning; a face costs its search plus the render at the photo's resolution
             t = time.perf_counter(); fr.paste(photo.image); fr.timings["paste"] = time.perf_counter() - t
-            per_face, steps = sum(fr.timings.values()), len(fr.search.history)
+            fr.timings.pop("ticks"); per_face, steps = sum(fr.timings.values()), len(fr.search.history)
             out[preset] = dict(models_s=t_models, search_step_s=fr.timings["search"] / steps, face_s=per_face, estimated=False)
             print(f"makeup: models {t_models:.1f} s, {steps} search steps of {fr.timings['search'] / steps:.3f} s, "
                   f"render {fr.timings['paste']:.2f} s, per face {per_face:.1f} s", flush=True)
             del models, fr; gc.collect()
             continue
-        tune_step = fr.timings["tuning"] / max(1, cfg.pti_steps)
-        timed = [h["seconds"] for h in fr.search.history if "seconds" in h]
+        # per step after the first two (warm-up: lazy initialisation, allocator growth, cuDNN autotuning), which a
+        # 150 + 50 step estimate must not multiply
+        ticks = fr.timings.pop("ticks")
+        tune_step, tune_warm = steady_step(ticks.get("tuning", []), fr.timings["tuning"], cfg.pti_steps)
+        timed = [h["seconds"] for h in fr.search.history if "seconds" in h][BENCH_WARMUP:]
         search_step = float(np.mean(timed)) if timed else fr.timings["search"] / max(1, len(fr.search.history))
+        warm = tune_warm or not timed
         if preset == "tiny":
             per_face = sum(fr.timings.values())
         else:  # the paper's 150 tuning + 50 search steps, from the measured per-step times
             per_face = fr.timings["align"] + fr.timings["inversion"] + 150 * tune_step + 50 * search_step
         out[preset] = dict(models_s=t_models, tuning_step_s=tune_step, search_step_s=search_step, face_s=per_face,
-                           estimated=preset != "tiny")
+                           estimated=preset != "tiny", warmup_included=warm)
         print(f"{preset}: models {t_models:.1f} s, inversion {fr.timings['inversion']:.2f} s, tuning step {tune_step:.3f} s, "
-              f"search step {search_step:.3f} s, per face {per_face:.1f} s{' (estimated: 150 tuning + 50 search steps)' if preset != 'tiny' else ''}",
-              flush=True)
+              f"search step {search_step:.3f} s{' (warm-up included: too few steps)' if warm else ''}, per face {per_face:.1f} s"
+              f"{' (estimated: 150 tuning + 50 search steps)' if preset != 'tiny' else ''}", flush=True)
         del models, fr; gc.collect()
     if "paper" in out:
         print(f"paper search step: {out['paper']['search_step_s']:.2f} s")
