@@ -31,8 +31,9 @@ LOOK = "c2p protect: look:"  # the line every run starts with: the look it appli
 
 # ---------------------------------------------------------------- the corpus
 def _face(width=600) -> Image.Image:
-    "A real one-face photo (Kit Harington, shared/faces), small enough to be quick."
-    im = Image.open(FACES / "kit_harington/john1.jpg").convert("RGB")
+    "A real one-face photo (Kit Harington from shared/faces; without it the public-domain Biden portrait), small enough to be quick."
+    from c2p.faces import sample_photo
+    im = Image.open(FACES / "kit_harington/john1.jpg" if FACES else sample_photo("biden")).convert("RGB")
     return im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
 
 
@@ -103,9 +104,11 @@ def corpus(tmp_path_factory):
 def no_models(monkeypatch):
     "Refusals must come before any model loads: loading one fails the test."
     import c2p.pipeline as pl
+    import c2p.engines as en  # imported here, unpatched: its own binding of load_models is patched (and restored) too
     def boom(*a, **k): raise AssertionError("a model was loaded before the refusal")
     monkeypatch.setattr(pl, "load_models", boom)
     monkeypatch.setattr(pl, "adversarial_search", boom)
+    monkeypatch.setattr(en, "load_models", boom)
 
 
 ROWS = []  # (case, command, exit code, message, files written, inputs intact, seconds) for the table
@@ -413,6 +416,7 @@ def test_covered_faces_drop_products_and_never_paint_the_occluder_or_teeth(capsy
            rows["sunglasses"]["message"].split(": ", 1)[1][:160], files_in(out), seconds=secs)
 
 
+@pytest.mark.shared
 def test_result_lines_on_stdout_progress_on_stderr(corpus, capsys, tmp_path):
     "With progress bars on: every result line on stdout, none on stderr; no line glued to a bar."
     root, cases = corpus
@@ -643,8 +647,10 @@ def test_concurrent_runs_with_other_settings_say_who_holds_the_photo(tmp_path):
 def stop_at_model_load(monkeypatch):
     "Ctrl-C where the models would load: the look line has been said by then, and no search runs."
     import c2p.pipeline as pl
+    import c2p.engines as en  # as in no_models: engines keeps its own binding
     def stop(*a, **k): raise KeyboardInterrupt
     monkeypatch.setattr(pl, "load_models", stop)
+    monkeypatch.setattr(en, "load_models", stop)
 
 
 @pytest.mark.parametrize("prompt, preset, look", [
