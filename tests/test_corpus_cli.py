@@ -632,12 +632,12 @@ def test_concurrent_runs_with_other_settings_say_who_holds_the_photo(tmp_path):
     held = (out / ".alex.c2p-lock").read_text().splitlines()
     assert held[0] == str(p1.pid) and "prompt 'red lipstick', preset makeup, mode dodging" in held[1], held
     p2 = _c2p("protect", photo, "--out", out, "--prompt", "green eyeshadow", *MAKEUP1)
-    e1, e2 = (p.communicate(timeout=600)[1] for p in (p1, p2))
+    (o1, e1), (o2, e2) = (p.communicate(timeout=600) for p in (p1, p2))
     assert p1.returncode in (0, 3) and p2.returncode in (0, 3) and "Traceback" not in e1 + e2, (e1, e2)
     wait = next(l for l in e2.splitlines() if "another c2p run" in l)
     assert (f"another c2p run (pid {p1.pid}, prompt 'red lipstick', preset makeup, mode dodging, strength natural, seed 0) "
             "is protecting it; waiting for it at the end") in wait, e2
-    assert "(replaced the earlier output: prompt 'red lipstick' -> 'green eyeshadow')" in e2, e2
+    assert "(replaced the earlier output: prompt 'red lipstick' -> 'green eyeshadow')" in o2, (o2, e2)  # a result: stdout
     assert json.loads((out / "alex_report.json").read_text())["prompt"] == "green eyeshadow"
     assert files_in(out) == ["alex_protected.jpg", "alex_report.json"]
     record("two concurrent runs, other prompts, one photo", "protect", f"{p1.returncode}, {p2.returncode}", wait, files_in(out))

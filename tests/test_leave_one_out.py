@@ -35,7 +35,7 @@ def test_protect_refuses_a_bad_held_out_model_in_one_line(argv, words, tmp_path,
 @pytest.mark.slow  # the tiny preset's whole protocol: minutes of CPU (CI's second pass)
 def test_protect_held_out_attacks_the_other_three(tmp_path, capsys, one_torch_thread):
     out = tmp_path / "out"
-    code, _, err = run(["protect", str(OBAMA), "--out", str(out), "--prompt", "red lipstick", "--preset", "tiny", "--held-out", "ir152",
+    code, stdout, err = run(["protect", str(OBAMA), "--out", str(out), "--prompt", "red lipstick", "--preset", "tiny", "--held-out", "ir152",
                         "--steps", "1", "--pti-steps", "1", "--quiet"], capsys)
     assert code in (0, 3), err
     rep = json.loads(next(out.glob("*_report.json")).read_text())
@@ -43,7 +43,7 @@ def test_protect_held_out_attacks_the_other_three(tmp_path, capsys, one_torch_th
     face = rep["faces"][0]
     assert set(face["scores_after"]) == set(FOUR)                      # judged by all four
     assert set(face["history"][0]["scores"]) == {"irse50", "facenet", "mobile_face"}  # the search saw only the three
-    assert "ir152 (held out:" in err
+    assert "ir152 (held out:" in stdout, (stdout, err)  # the verdict is a result line: stdout
 
 
 @pytest.mark.slow  # the tiny preset's whole protocol: minutes of CPU (CI's second pass)
