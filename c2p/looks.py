@@ -25,8 +25,10 @@ LOOK_BOUNDS = dict(skin_dE95=12.0, blotch=3.0, grey_green=2.0, hot=1.0, dark=2.0
 BLOTCH_WITH_BLUSH = 4.5
 #: the mean delta E an asked-for product must reach on its region to show
 PRODUCT_MIN = 8.0
-#: the products whose showing the report checks, and the number that measures each
-PRODUCT_GROUPS = {"lips": "lips_dE", "eyes": "lids_dE"}
+#: the products whose showing the report checks, and the number that measures each: lipstick on the lips, eyeshadow on
+#: the lids around the eyes, and a liner worn without shadow on its own band along the upper lashes (a line cannot
+#: fill the lids zone, however black it is)
+PRODUCT_GROUPS = {"lips": "lips_dE", "eyes": "lids_dE", "liner": "liner_dE"}
 
 # %% ../nbs/10b_looks.ipynb #11921c9f
 _RGB2XYZ = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]])
@@ -117,6 +119,7 @@ def _outlines(L, u, up) -> dict:
     "The reference's polygons (pixel coordinates) and the dilation (px) of each region."
     forehead = L[17:27] + up * 0.9 * u
     def brow(s): return convex_hull(np.concatenate([L[s], L[s] - up * 0.12 * u]))
+    def lash(i): return np.concatenate([L[i], (L[i] + up * 0.12 * u)[::-1]])  # a band 0.12 u above the upper lid
     return dict(
         face=([convex_hull(np.concatenate([L[0:17], L[17:27], forehead]))], 0),
         lips=([L[48:60]], 0),
@@ -124,6 +127,7 @@ def _outlines(L, u, up) -> dict:
         brows=([brow(slice(17, 22)), brow(slice(22, 27))], 0.12 * u),
         lids=([convex_hull(np.concatenate([L[17:22], L[36:42]])), convex_hull(np.concatenate([L[22:27], L[42:48]]))], 0.25 * u),
         eyes_only=([L[36:42], L[42:48]], 0.04 * u),
+        liner=([lash([36, 37, 38, 39]), lash([42, 43, 44, 45])], 0.02 * u),  # not the reference's: c2p's liner check
         nostrils=([L[31:36]], 0.08 * u),
         lip_zone=([L[48:60]], 0.15 * u),
         lip_in=([L[48:60]], 0.03 * u),
@@ -168,6 +172,7 @@ def look_regions(landmarks68, shape, offset=(0, 0)) -> dict:
     m["band"] = m["lip_zone"] & ~m["lip_in"]                                   # the lip-bleed band, 0.03-0.15 u outside
     m["skin"] = m["face"] & ~m["lip_zone"] & ~m["eyes"] & ~m["brows"] & ~m["lids"] & ~m["nostrils"]
     m["lids_only"] = m["lids"] & ~m["eyes_only"]                               # lids and around the eyes, not the eyes
+    m["liner_only"] = m["liner"] & ~m["eyes_only"]                             # the upper lash line, not the eye
     for k, z in skin_zones(L, shape, offset).items(): m[k] = z & m["skin"]
     return m
 
@@ -252,7 +257,7 @@ _SPECIFIC = ("bleed", "grey_green", "hot", "dark")  # failures that say what wen
 _REASONS = dict(skin_dE95="the skin colour changed too much on the {where}", blotch="blotchy skin on the {where}",
                 grey_green="skin turned grey/green on the {where}", hot="hot patches on the {where}",
                 dark="dark patches on the {where}", bleed="lipstick past the lip line")
-_FAINT = {"lips": "the lipstick", "eyes": "the eye makeup"}
+_FAINT = {"lips": "the lipstick", "eyes": "the eye makeup", "liner": "the eyeliner"}
 
 def _products(products) -> tuple:
     "The asked-for product groups as a tuple of 'lips'/'eyes'; InputError for anything else."
@@ -267,7 +272,9 @@ def look_report(original, protected, landmarks68, *, products=(), blush: bool = 
     c = _compare(original, protected, landmarks68)
     numbers, bounds = _numbers(c), look_bounds(blush)
     failed = [k for k, b in bounds.items() if numbers[k] > b]
-    shows = {g: dict(dE=numbers[PRODUCT_GROUPS[g]], shows=numbers[PRODUCT_GROUPS[g]] >= PRODUCT_MIN) for g in products}
+    m = c["masks"]["liner_only"]  # the reference's eight numbers stay as they are; the liner's is read beside them
+    product_dE = {**numbers, "liner_dE": float(c["dE"][m].mean()) if m.any() else 0.0}
+    shows = {g: dict(dE=product_dE[PRODUCT_GROUPS[g]], shows=product_dE[PRODUCT_GROUPS[g]] >= PRODUCT_MIN) for g in products}
     regions = {r: _region_change(c, c["masks"][_REGION_MASK.get(r, r)]) for r in REPORT_REGIONS}
     worst = where = None
     if failed:
@@ -277,7 +284,7 @@ def look_report(original, protected, landmarks68, *, products=(), blush: bool = 
     elif not all(v["shows"] for v in shows.values()):
         faint = [g for g, v in shows.items() if not v["shows"]]
         what = " and ".join(_FAINT[g] for g in faint)
-        dEs = ", ".join(f"{PRODUCT_GROUPS[g].replace('_', ' ')} {numbers[PRODUCT_GROUPS[g]]:.1f}" for g in faint)
+        dEs = ", ".join(f"{PRODUCT_GROUPS[g].replace('_', ' ')} {product_dE[PRODUCT_GROUPS[g]]:.1f}" for g in faint)
         verdict, reason = "faint", f"{what} barely show{'s' if len(faint) == 1 else ''} ({dEs} < {PRODUCT_MIN:g})"
     else:
         verdict, reason = "natural", "every bound holds" + (" and the asked-for makeup shows" if products else "")
