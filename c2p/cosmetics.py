@@ -759,11 +759,12 @@ class Cosmetics(torch.nn.Module):
             a_low = a_low + _bump(g[f"{side}_lo"], width) * torch.sigmoid(-above / 0.01) * _bump((s - 0.55).abs() ** 2, 0.3)
         t_min = torch.minimum(g["r_t"], g["l_t"])
         # the shade stays its colour word's hue (smoky stays grey-brown, never teal): lightness moves, colour barely
-        target = self.shade("eyeshadow", (8.0, 2.5, 2.5)) - lv * deep * torch.tensor([8.0, -2.0, -2.0]).view(1, 3, 1, 1) \
+        shade = self.shade("eyeshadow", (8.0, 2.5, 2.5))
+        target = shade - lv * deep * torch.tensor([8.0, -2.0, -2.0]).view(1, 3, 1, 1) \
             - torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1) * depth * (1 - t_min / H).clamp(0, 1)
         # under the eye the smudge keeps half the skin's own warmth: a neutral grey there reads as a blue-grey shadow
         low_share = smudge * a_low / (op * a_lid + smudge * a_low + 1e-6)
-        warm = torch.cat([torch.zeros(1), 0.5 * (self.own["skin"][1:] - self.shade("eyeshadow", (8.0, 2.5, 2.5)).flatten()[1:])])
+        warm = torch.cat([torch.zeros(1), 0.5 * (self.own["skin"][1:] - shade.flatten()[1:])])
         target = target + low_share * warm.view(1, 3, 1, 1)
         if self.prod["eyeshadow"].finish:  # shimmer: a sheen in the middle of the lid
             target = target + torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1) * CAPS["finish_L"] * min(1.0, self.prod["eyeshadow"].finish / 2.5) \
@@ -986,8 +987,7 @@ def show_zones(fields: dict) -> dict:
 
 def show_loss(x: torch.Tensor, face: torch.Tensor, zones: dict, groups, target: float, sigma: float = 0.0,
               bleed: float = 0.28) -> torch.Tensor:
-    "Hinge on each asked-for group's mean colour change (dE) over its zone, both low-passed by `sigma` px: 0 at `target`;"
-    "with a `band` zone, also a hinge on the lips' bleed (band dE / lips dE) past `bleed`."
+    "Hinge on each asked-for group's mean dE over its zone (both low-passed by `sigma` px): 0 at `target`; lips' bleed too."
     if not groups: return x.new_zeros(())
     lp = (lambda v: blur(v, sigma)) if sigma > 0 else (lambda v: v)  # as the look report sees it: thin lines count less
     dE = (rgb_to_lab(lp((x + 1) / 2)) - rgb_to_lab(lp((face + 1) / 2))).pow(2).sum(1, keepdim=True).add(1e-6).sqrt()
