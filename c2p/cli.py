@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
 import sys
+import threading
 
 # %% auto #0
 __all__ = ['COMMANDS', 'build_parser', 'main', 'run']
@@ -44,11 +46,13 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
 # %% ../nbs/13_cli.ipynb #ffc1fccf
 def main(argv=None) -> int:
     "Entry point of the `c2p` command; returns the exit status."
-    try:  # Ctrl-C while torch and the models' modules load: one line too, not an import traceback
+    # Ctrl-C while torch loads is held until the imports finish: interrupting a native module's initialisation
+    # can abort the interpreter (seen: SIGABRT inside torch's import), which is worse than a second's wait.
+    with _deferred_interrupts() as caught:
         from c2p.core import C2PError
         parser = build_parser()
         args = parser.parse_args(argv)
-    except KeyboardInterrupt:
+    if caught:
         print("c2p: interrupted while starting; nothing was written", file=sys.stderr)
         return 130
     if not getattr(args, "func", None):
@@ -70,6 +74,18 @@ def main(argv=None) -> int:
     except MemoryError:
         print(f"c2p {args.command}: error: out of memory (try a smaller photo or --device cuda)", file=sys.stderr)
         return 1
+
+@contextlib.contextmanager
+def _deferred_interrupts():
+    "Record Ctrl-C (SIGINT) instead of raising it inside the block; yields the list of signals caught (main thread only)."
+    caught = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught; return
+    previous = signal.signal(signal.SIGINT, lambda *a: caught.append(a))
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 def _stop_once(signum, frame):
     "SIGINT handler: the first Ctrl-C stops the run; later ones are ignored, so the goodbye line is never cut by a traceback."
