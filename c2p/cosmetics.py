@@ -327,7 +327,7 @@ DEFAULT_SHADES = {"eyeshadow": "taupe", "eyeliner": "black", "lips": "nude", "bl
 #: moves more than `skin_dE` in all
 CAPS = dict(contour_L=10.0, highlighter_L=8.0, blush_a=12.0, skin_dE=11.5, foundation_L=3.0, foundation_even=0.3,
             foundation_ab=3.0, finish_L=6.0, brows_op=0.7, brows_dark=10.0, shadow_op=0.9, liner_op=0.95,
-            liner_thick=0.05, liner_thick_smoky=0.085, wing=0.25, lips_op=0.95, smudge_op=0.75)
+            liner_thick=0.05, liner_thick_smoky=0.085, wing=0.25, lips_op=0.95, smudge_op=0.75, shadow_dL=40.0)
 #: contour in one of these colours is a bronzer: warmer and less dark, and its colour counts like blush's
 BRONZERS = ("bronze", "brown", "copper", "peach")
 #: strength: how far every product may go (`--strength`); a number in [0.1, 1] works too
@@ -742,7 +742,9 @@ class Cosmetics(torch.nn.Module):
         H, outer, sweep = 0.7 + 0.3 * q[1], 0.8 * q[2], 0.2 + 0.4 * q[3]  # height (1: the brow), outer half, past the corner
         depth = 14.0 * lv * q[4]                                                 # deeper at the lash line
         smudge = CAPS["smudge_op"] * lv * (0.5 + 0.5 * q[5]) * (1.0 if self.look.smudge else 0.35)  # the lower lash line
-        width, inner = 0.03 + 0.06 * q[6], 0.15 * q[7]
+        wide = 1.0 if self.look.smudge else 0.0  # smoky: blended wider, up over the brow bone and along the lower lashes
+        width, inner = (0.03 + 0.06 * q[6]) * (1 + 0.6 * wide), 0.15 * q[7]
+        top = 0.15 + 0.15 * wide
         fld = torch.tanh(self.p["eyeshadow_field"])
         a_lid, a_low, deep = 0, 0, 0
         for i, side in enumerate(("r", "l")):
@@ -752,7 +754,7 @@ class Cosmetics(torch.nn.Module):
             f = _sample(fld[i:i + 1], (s.clamp(-0.2, 1.4) - 0.6) / 0.8, (t.clamp(0, 1.2) - 0.6) / 0.6)
             # full at the lash line, blended out over the lid to nothing at H + 0.15 (at most just past the brow's
             # lower edge): a gradient with no edge anywhere, as a brush leaves it, never a band that stops at the crease
-            fade = ((H + 0.15 - t) / (0.75 * H + 0.15)).clamp(0, 1)
+            fade = ((H + top - t) / (0.75 * H + top)).clamp(0, 1)
             lid = fade * fade * (3 - 2 * fade) * torch.sigmoid(above / 0.01) * along
             a_lid = a_lid + lid * (1 + 0.6 * f[:, :1])
             deep = deep + lid * f[:, 1:4]
@@ -760,6 +762,12 @@ class Cosmetics(torch.nn.Module):
         t_min = torch.minimum(g["r_t"], g["l_t"])
         # the shade stays its colour word's hue (smoky stays grey-brown, never teal): lightness moves, colour barely
         shade = self.shade("eyeshadow", (8.0, 2.5, 2.5))
+        # never lighter than 12 L* under the skin (a light grey on dark skin reads ashy), and a neutral shade (smoky,
+        # black, grey) keeps half the skin's own warmth: a cold grey on a warm lid reads blue
+        skin = self.own["skin"]
+        shade = torch.cat([shade[:, :1].clamp(max=float(skin[0]) - 12.0), shade[:, 1:]], 1)
+        if float(shade.detach().flatten()[1:].norm()) < 10.0:
+            shade = shade + torch.cat([torch.zeros(1), 0.5 * (skin[1:] - shade.flatten()[1:])]).view(1, 3, 1, 1)
         target = shade - lv * deep * torch.tensor([8.0, -2.0, -2.0]).view(1, 3, 1, 1) \
             - torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1) * depth * (1 - t_min / H).clamp(0, 1)
         # under the eye the smudge keeps half the skin's own warmth: a neutral grey there reads as a blue-grey shadow
@@ -769,7 +777,11 @@ class Cosmetics(torch.nn.Module):
         if self.prod["eyeshadow"].finish:  # shimmer: a sheen in the middle of the lid
             target = target + torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1) * CAPS["finish_L"] * min(1.0, self.prod["eyeshadow"].finish / 2.5) \
                 * _bump(t_min - 0.3, 0.25)
-        return (op * a_lid + smudge * a_low).clamp(0, 0.95) * g["eyes_hole"], target
+        # how dark it may go is a contrast with the person's own skin (shadow_dL L* at natural, more at bold): the
+        # same smoky eye reads as soft on dark skin and as face paint on fair skin if its pigment is fixed instead
+        gap = (self.own["skin"][0] - target[:, :1]).clamp(min=1.0)
+        cover = (CAPS["shadow_dL"] * lv * (0.5 + self.strength) / gap).clamp(max=1.0)
+        return (cover * (op * a_lid + smudge * a_low)).clamp(0, 0.95) * g["eyes_hole"], target
 
     def eyeliner(self, g: dict):
         "Opacity and Lab target of the eyeliner: a line along the upper lashes, its thickness profile and wing."
@@ -901,8 +913,8 @@ class CosmeticsConfig:
     lambda_adv: float = 1.0
     lambda_reg: float = 0.02
     lambda_clip: float = 0.3
-    lambda_show: float = 0.3         # the asked-for product must show: mean dE on its zone near `show_dE`; a soft pull,
-                                     # since shadow forced past it costs protection (measured: 0.3 keeps both)
+    lambda_show: float = 0.3         # the asked-for product must show: mean dE on its zone near `show_dE`; the pull
+                                     # starts soft and rises while the target is missed (up to 30x), then eases back
     show_dE: float = 9.0             # (the look report asks for 8 on the photo, in the same regions)
     margin: float = 0.3              # aim this far past each model's threshold (relative: dlib 0.6 -> 0.78)
     temperature: float = 0.05        # softness of the margin hinge
@@ -1002,6 +1014,7 @@ def _search_loop(model, rgb, fields, sigma, ref, surrogates, opt, cfg, gen, mode
     "Adam steps on the makeup `model` until every view is past the stop margin; the history and whether it stopped early."
     from c2p.search import ensemble_members, match_margin, pair_scores
     members, history, zones = ensemble_members(surrogates), [], show_zones(fields)
+    lam_show = cfg.lambda_show  # raised while the asked-for makeup is short of `show_dE` (dual ascent on that constraint)
     for step in range(steps):
         x = model.render(rgb, fields, sigma) * 2 - 1
         views = [transfer_eot(x, gen, cfg) for _ in range(cfg.eot_samples)]
@@ -1013,6 +1026,7 @@ def _search_loop(model, rgb, fields, sigma, ref, surrogates, opt, cfg, gen, mode
         clip = makeup_loss(face, x) if makeup_loss is not None and cfg.lambda_clip else x.new_zeros(())
         show = (show_loss(x, face, zones, model.look.shown, cfg.show_dE, 0.04 * fields["u"]) if cfg.lambda_show
                 else x.new_zeros(()))
+        # the recorded loss keeps the configured weights (comparable across steps); the raised pull is in the gradient only
         loss = cfg.lambda_adv * adv + cfg.lambda_reg * reg + cfg.lambda_clip * clip + cfg.lambda_show * show
         scores = pair_scores(surrogates, {k: v.detach()[:1] for k, v in embs.items()}, ref)
         worst = {k: float((m if mode == "dodging" else -m).detach().max()) for k, m in mrg.items()}  # the least fooled view
@@ -1027,8 +1041,11 @@ def _search_loop(model, rgb, fields, sigma, ref, surrogates, opt, cfg, gen, mode
         if cfg.stop_margin is not None and all(v < -cfg.stop_margin for v in worst.values()) and float(show.detach()) < 0.1:
             return history, True
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + (lam_show - cfg.lambda_show) * show).backward()
         opt.step()
+        if cfg.lambda_show:  # short of the target: pull harder next step (x1.15, up to 30x); met: ease back
+            lam_show = min(lam_show * 1.15, 30 * cfg.lambda_show) if float(show.detach()) > 0.02 \
+                else max(lam_show * 0.9, cfg.lambda_show)
     return history, False
 
 def _final_scores(model, rgb, fields, sigma, ref, surrogates, cfg, mode) -> tuple:
