@@ -139,7 +139,8 @@ def main(argv=None) -> int:
 # %% ../nbs/90_bench.ipynb #1e7efb43
 def _throughput_args(p):
     p.add_argument("--preset", default="makeup", help="makeup (default), tiny or paper (paper: random weights at the paper's sizes)")
-    p.add_argument("--batch", type=int, default=4, help="faces timed after the warm-up face (searched one after another)")
+    p.add_argument("--batch", type=int, default=4, help="faces searched together (the makeup preset; paper and tiny: in turn)")
+    p.add_argument("--faces", type=int, default=8, help="faces timed after the warm-up photo")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--steps", type=int, default=None, help="search steps per face (default: the preset's)")
     p.add_argument("--pti-steps", type=int, default=None, help="pivotal-tuning steps per face, paper and tiny (default: the preset's)")
@@ -148,41 +149,43 @@ def _throughput_args(p):
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: all cores)")
 
 def bench_throughput(args) -> int:
-    "Protect a warm-up face untimed, then `--batch` faces timed; print seconds per face and, last, faces per minute."
+    "Protect a warm-up photo untimed, then `--faces` faces searched `--batch` at a time; print faces per minute last."
     from c2p.core import C2PError
     from c2p.faces import sample_photo
-    from c2p.pipeline import ProtectConfig, _faces_of, _load, _time_face, load_models
+    from c2p.pipeline import ProtectConfig, _faces_of, _load, load_models, protect_photos
     if args.threads: torch.set_num_threads(args.threads)
+    over = {k: v for k, v in dict(steps=args.steps, pti_steps=args.pti_steps).items() if v is not None}
     try:
         if args.batch < 1: raise C2PError(f"--batch must be 1 or more, got {args.batch}")
-        over = dict(steps=args.steps, pti_steps=args.pti_steps)
+        if args.faces < 1: raise C2PError(f"--faces must be 1 or more, got {args.faces}")
         cfg = ProtectConfig.from_preset(args.preset, **over)
         models = load_models(cfg, args.device, pretrained=False if args.preset == "paper" else None)
-        photos = [_load(p, "photo") for p in ([args.photo] if args.photo else [sample_photo("obama"), sample_photo("biden")])]
-        faces = [(ph.image, f) for ph in photos for f in _faces_of(ph.image, cfg, models.device, "photo")]
+        pool = [_load(p, "photo") for p in ([args.photo] if args.photo else [sample_photo("obama"), sample_photo("biden")])]
+        per = [len(_faces_of(ph.image, cfg, models.device, "photo")) for ph in pool]
     except C2PError as e:
         print(f"python -m c2p.bench throughput: error: {e}", file=sys.stderr); return 2
+    photos, n = [], 0
+    while n < args.faces:  # the photos in turn until there are enough faces
+        photos.append(pool[len(photos) % len(pool)]); n += per[(len(photos) - 1) % len(pool)]
     cuda = models.device.type == "cuda"
-    def one(k):
-        image, face = faces[k % len(faces)]
+    def run(ps):
         t = time.perf_counter()
-        fr = _time_face(models, cfg, image, face, args.prompt, progress=False)
-        if fr.paste is not None: fr.paste(image)  # the makeup preset renders the face at the photo's resolution
+        res = protect_photos(ps, args.prompt, models=models, batch=args.batch, progress=False, **over)
         if cuda: torch.cuda.synchronize(models.device)
-        return time.perf_counter() - t, len(fr.search.history)
-    warm, _ = one(0)
+        return time.perf_counter() - t, res
+    warm, _ = run(photos[:1])
     if cuda: torch.cuda.reset_peak_memory_stats(models.device)
-    timed = [one(k) for k in range(args.batch)]
-    total = sum(s for s, _ in timed)
-    fpm = 60 * args.batch / total
+    total, res = run(photos)
+    steps = [len(f.search.history) for r in res for f in r.faces]
+    fpm = 60 * n / total
     mem = f", peak GPU memory {torch.cuda.max_memory_allocated(models.device) / 2**30:.1f} GiB" if cuda else ""
     threads = "" if cuda else f" ({torch.get_num_threads()} threads)"
-    print(f"{args.preset} on {models.device}{threads}: warm-up face {warm:.1f} s (not timed); {args.batch} faces timed: "
-          + ", ".join(f"{s:.1f} s ({n} steps)" for s, n in timed) + mem, flush=True)
+    print(f"{args.preset} on {models.device}{threads}: warm-up photo {warm:.1f} s (not timed); {n} faces timed in batches of "
+          f"{args.batch}: {total:.1f} s, {total / n:.1f} s per face, {min(steps)}-{max(steps)} search steps{mem}", flush=True)
     print(f"throughput {args.preset} batch {args.batch} on {models.device}: {fpm:.2f} faces per minute")
     return 0
 
-COMMANDS["throughput"] = (bench_throughput, _throughput_args, "faces per minute of a preset, timed after a warm-up face")
+COMMANDS["throughput"] = (bench_throughput, _throughput_args, "faces per minute of a preset, timed after a warm-up photo")
 
 # %% ../nbs/90_bench.ipynb #2267265d
 #| eval: false

@@ -27,7 +27,8 @@ __all__ = ['PRODUCTS', 'FEATHER', 'FIELD_NAMES', 'COLOURS', 'COLOUR_ALIASES', 'D
            'polyline_distance', 'polygon_sdf', 'face_fields', 'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab', 'Product',
            'strength_value', 'strength_name', 'Look', 'vocabulary', 'normalise_prompt', 'parse_prompt', 'skin_shapes',
            'keep_skin_hue', 'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot',
-           'margins', 'identity_loss', 'CosmeticsResult', 'show_zones', 'show_loss', 'cosmetic_search']
+           'margins', 'identity_loss', 'CosmeticsResult', 'show_zones', 'show_loss', 'SearchJob',
+           'cosmetic_search_batch', 'cosmetic_search']
 
 # %% ../nbs/08b_cosmetics.ipynb #c007
 class LandmarkError(InputError):
@@ -1009,89 +1010,146 @@ def show_loss(x: torch.Tensor, face: torch.Tensor, zones: dict, groups, target: 
         terms.append(F.relu(mean(zones["band"]) / mean(zones["lips"]).clamp(min=1.0) - bleed) / bleed)
     return torch.stack(terms).sum()
 
-def _search_loop(model, rgb, fields, sigma, ref, surrogates, opt, cfg, gen, mode, steps, makeup_loss=None, face=None,
-                 callback=None, bar=None) -> tuple:
-    "Adam steps on the makeup `model` until every view is past the stop margin; the history and whether it stopped early."
-    from c2p.search import ensemble_members, match_margin, pair_scores
-    members, history, zones = ensemble_members(surrogates), [], show_zones(fields)
-    lam_show = cfg.lambda_show  # raised while the asked-for makeup is short of `show_dE` (dual ascent on that constraint)
-    for step in range(steps):
-        x = model.render(rgb, fields, sigma) * 2 - 1
-        views = [transfer_eot(x, gen, cfg) for _ in range(cfg.eot_samples)]
-        if cfg.flip: views = [v.flip(-1) if i % 2 == 0 else v for i, v in enumerate(views)]
-        embs = surrogates.embed_all(torch.cat([x] + views))
-        mrg = margins(surrogates, embs, ref, cfg.far)
-        adv = identity_loss(mrg, mode, cfg.margin, cfg.temperature)
-        reg = model.regulariser()
-        clip = makeup_loss(face, x) if makeup_loss is not None and cfg.lambda_clip else x.new_zeros(())
-        show = (show_loss(x, face, zones, model.look.shown, cfg.show_dE, 0.04 * fields["u"]) if cfg.lambda_show
-                else x.new_zeros(()))
-        # the recorded loss keeps the configured weights (comparable across steps); the raised pull is in the gradient only
-        loss = cfg.lambda_adv * adv + cfg.lambda_reg * reg + cfg.lambda_clip * clip + cfg.lambda_show * show
-        scores = pair_scores(surrogates, {k: v.detach()[:1] for k, v in embs.items()}, ref)
-        worst = {k: float((m if mode == "dodging" else -m).detach().max()) for k, m in mrg.items()}  # the least fooled view
-        rec = dict(step=step, **{k: float(v.detach()) for k, v in dict(loss=loss, adv=adv, reg=reg, clip=clip, show=show).items()}, scores=scores,
-                   margins={k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}, worst=worst,
-                   strength=model.strength)
-        history.append(rec)
-        if bar is not None: bar.update(1); bar.set_postfix({k: f"{v:.3f}" for k, v in scores.items()})
-        if callback is not None:
-            callback({**rec, "stage": "search", "total": cfg.steps, "image": x.detach()})
-        # stop once every view is fooled and the asked-for makeup shows (within 10% of `show_dE`)
-        if cfg.stop_margin is not None and all(v < -cfg.stop_margin for v in worst.values()) and float(show.detach()) < 0.1:
-            return history, True
-        opt.zero_grad(set_to_none=True)
-        (loss + (lam_show - cfg.lambda_show) * show).backward()
-        opt.step()
-        if cfg.lambda_show:  # short of the target: pull harder next step (x1.15, up to 30x); met: ease back
-            lam_show = min(lam_show * 1.15, 30 * cfg.lambda_show) if float(show.detach()) > 0.02 \
-                else max(lam_show * 0.9, cfg.lambda_show)
-    return history, False
+@dataclass
+class SearchJob:
+    "One face's makeup search in a batch: its look model, inputs, reference embeddings, optimiser and record."
+    model: Cosmetics
+    rgb: torch.Tensor              # [1,3,S,S] in [0,1]
+    fields: dict
+    sigma: float
+    ref: dict                      # reference embeddings per surrogate (own face: dodging; target: impersonation)
+    opt: torch.optim.Optimizer
+    gen: torch.Generator           # this face's own EOT randomness: its result does not depend on the batch
+    face: torch.Tensor             # [1,3,S,S] in [-1,1]
+    makeup_loss: object = None
+    callback: object = None
+    bar: object = None
+    history: list | None = None
+    stopped: bool = False
 
-def _final_scores(model, rgb, fields, sigma, ref, surrogates, cfg, mode) -> tuple:
-    "The rendered face [1,3,S,S] in [-1,1], its scores per surrogate and whether every surrogate is fooled."
+def _search_loop(jobs: list, surrogates, cfg, mode, steps) -> None:
+    "Adam steps on every job's makeup, one FR batch per step, until each face is past the stop margin with its makeup shown."
     from c2p.search import ensemble_members, match_margin, pair_scores
-    with torch.no_grad():
-        x = model.render(rgb, fields, sigma) * 2 - 1
-        scores = pair_scores(surrogates, surrogates.embed_all(x), ref)
     members = ensemble_members(surrogates)
-    mrg = {k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}
-    return x, scores, mrg, all((m < 0) == (mode == "dodging") for m in mrg.values())
+    for j in jobs: j.history, j.stopped = [], False
+    zones = [show_zones(j.fields) for j in jobs]
+    # raised while the asked-for makeup is short of `show_dE` (dual ascent on that constraint)
+    lam_show = [cfg.lambda_show] * len(jobs)
+    active = list(range(len(jobs)))
+    for step in range(steps):
+        if not active: break
+        xs, inputs = {}, []
+        for i in active:
+            j = jobs[i]
+            x = xs[i] = j.model.render(j.rgb, j.fields, j.sigma) * 2 - 1
+            views = [transfer_eot(x, j.gen, cfg) for _ in range(cfg.eot_samples)]
+            if cfg.flip: views = [v.flip(-1) if k % 2 == 0 else v for k, v in enumerate(views)]
+            inputs.append(torch.cat([x] + views))
+        embs_all = surrogates.embed_all(torch.cat(inputs))  # every face's views in one batch
+        total, going, n = 0, [], 1 + cfg.eot_samples
+        for b, i in enumerate(active):
+            j, x = jobs[i], xs[i]
+            embs = {k: e[b * n:(b + 1) * n] for k, e in embs_all.items()}
+            mrg = margins(surrogates, embs, j.ref, cfg.far)
+            adv = identity_loss(mrg, mode, cfg.margin, cfg.temperature)
+            reg = j.model.regulariser()
+            clip = j.makeup_loss(j.face, x) if j.makeup_loss is not None and cfg.lambda_clip else x.new_zeros(())
+            show = (show_loss(x, j.face, zones[i], j.model.look.shown, cfg.show_dE, 0.04 * j.fields["u"]) if cfg.lambda_show
+                    else x.new_zeros(()))
+            # the recorded loss keeps the configured weights (comparable across steps); the raised pull is in the gradient only
+            loss = cfg.lambda_adv * adv + cfg.lambda_reg * reg + cfg.lambda_clip * clip + cfg.lambda_show * show
+            scores = pair_scores(surrogates, {k: v.detach()[:1] for k, v in embs.items()}, j.ref)
+            worst = {k: float((m if mode == "dodging" else -m).detach().max()) for k, m in mrg.items()}  # the least fooled view
+            rec = dict(step=step, **{k: float(v.detach()) for k, v in dict(loss=loss, adv=adv, reg=reg, clip=clip, show=show).items()},
+                       scores=scores, margins={k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}, worst=worst,
+                       strength=j.model.strength)
+            j.history.append(rec)
+            if j.bar is not None: j.bar.update(1); j.bar.set_postfix({k: f"{v:.3f}" for k, v in scores.items()})
+            if j.callback is not None:
+                j.callback({**rec, "stage": "search", "total": cfg.steps, "image": x.detach()})
+            # stop once every view is fooled and the asked-for makeup shows (within 10% of `show_dE`)
+            if cfg.stop_margin is not None and all(v < -cfg.stop_margin for v in worst.values()) and float(show.detach()) < 0.1:
+                j.stopped = True
+                continue
+            total = total + loss + (lam_show[i] - cfg.lambda_show) * show
+            going.append((i, float(show.detach())))
+        for i, _ in going: jobs[i].opt.zero_grad(set_to_none=True)
+        if going: total.backward()  # the faces' parameters are disjoint: each gets its own gradient
+        for i, s in going:
+            jobs[i].opt.step()
+            if cfg.lambda_show:  # short of the target: pull harder next step (x1.15, up to 30x); met: ease back
+                lam_show[i] = min(lam_show[i] * 1.15, 30 * cfg.lambda_show) if s > 0.02 else max(lam_show[i] * 0.9, cfg.lambda_show)
+        active = [i for i, _ in going]
 
-def cosmetic_search(face: torch.Tensor, fields: dict, look: Look, *, surrogates, mode: str = "dodging",
-                    target_face=None, cfg: CosmeticsConfig | None = None, makeup_loss=None, callback=None,
-                    progress: bool = True, desc: str = "makeup") -> CosmeticsResult:
-    "Optimise the look's amounts, placement and shades on aligned `face` [1,3,S,S] (its `face_fields`) to fool `surrogates`."
+def _final_scores(jobs: list, surrogates, cfg, mode) -> list:
+    "Per job: the rendered face [1,3,S,S] in [-1,1], its scores per surrogate, margins and whether every surrogate is fooled."
+    from c2p.search import ensemble_members, match_margin, pair_scores
+    members = ensemble_members(surrogates)
+    with torch.no_grad():
+        xs = [j.model.render(j.rgb, j.fields, j.sigma) * 2 - 1 for j in jobs]
+        embs_all = surrogates.embed_all(torch.cat(xs))
+    out = []
+    for b, (j, x) in enumerate(zip(jobs, xs)):
+        scores = pair_scores(surrogates, {k: e[b:b + 1] for k, e in embs_all.items()}, j.ref)
+        mrg = {k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}
+        out.append((x, scores, mrg, all((m < 0) == (mode == "dodging") for m in mrg.values())))
+    return out
+
+def cosmetic_search_batch(faces: list, fields: list, looks: list, *, surrogates, mode: str = "dodging",
+                          target_face=None, cfg: CosmeticsConfig | None = None, makeup_losses=None, callbacks=None,
+                          progress: bool = True, descs=None) -> list:
+    "`cosmetic_search` on several aligned faces [1,3,S,S] at once (one FR batch per step); one `CosmeticsResult` each."
     import copy
     cfg = cfg or CosmeticsConfig()
     if mode not in ("dodging", "impersonation"):
         raise InputError(f"unknown mode {mode!r}: use dodging or impersonation")
     if mode == "impersonation" and target_face is None:
         raise InputError("impersonation needs a target face (a photo of the person to be taken for)")
+    if not (len(faces) == len(fields) == len(looks)):
+        raise InputError(f"{len(faces)} faces, {len(fields)} field sets and {len(looks)} looks: one of each per face")
+    n = len(faces)
+    makeup_losses, callbacks = makeup_losses or [None] * n, callbacks or [None] * n
+    descs = descs or [f"makeup {i + 1}/{n}" if n > 1 else "makeup" for i in range(n)]
     t0 = time.perf_counter()
-    gen = torch.Generator().manual_seed(cfg.seed)
-    S = face.shape[-1]
-    rgb = ((face + 1) / 2).clamp(0, 1)
-    sigma = cfg.smooth * S * 0.3125  # an FFHQ-aligned face's eye distance is 0.3125 of its size
-    model = Cosmetics(look, own_colours(rgb, fields), strength_value(cfg.strength)).to(face.device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     with torch.no_grad():
-        ref = surrogates.embed_all(face if mode == "dodging" else target_face.to(face.device))
-    bar = tqdm(total=cfg.steps, desc=desc, leave=False, disable=not progress)
-    history, stopped = _search_loop(model, rgb, fields, sigma, ref, surrogates, opt, cfg, gen, mode, cfg.steps,
-                                    makeup_loss, face, callback, bar)
-    bar.close()
-    x, scores, mrg, fooled = _final_scores(model, rgb, fields, sigma, ref, surrogates, cfg, mode)
-    stronger = None
-    if not fooled and cfg.trial_steps and cfg.lambda_adv > 0 and model.strength < 1.0:
-        # would a stronger setting protect it? go on from here, on a copy, at the next strength up
-        trial = copy.deepcopy(model)
-        trial.strength = min((v for v in STRENGTHS.values() if v > model.strength + 1e-6), default=1.0)
-        t_opt = torch.optim.Adam(trial.parameters(), lr=cfg.lr)
-        t_opt.load_state_dict(opt.state_dict())
-        _search_loop(trial, rgb, fields, sigma, ref, surrogates, t_opt, cfg, gen, mode, cfg.trial_steps, face=face)
-        _, t_scores, _, t_fooled = _final_scores(trial, rgb, fields, sigma, ref, surrogates, cfg, mode)
-        stronger = dict(strength=strength_name(trial.strength), scores=t_scores, protected=t_fooled)
-    return CosmeticsResult(image=x, model=model, history=history, scores=scores, margins=mrg, mode=mode,
-                           stopped_early=stopped, seconds=time.perf_counter() - t0, strength=model.strength,
-                           stronger=stronger)
+        refs = surrogates.embed_all(torch.cat(faces) if mode == "dodging" else target_face.to(faces[0].device))
+    jobs = []
+    for i, (face, fl, look) in enumerate(zip(faces, fields, looks)):
+        rgb = ((face + 1) / 2).clamp(0, 1)
+        model = Cosmetics(look, own_colours(rgb, fl), strength_value(cfg.strength)).to(face.device)
+        ref = {k: (e[i:i + 1] if mode == "dodging" else e) for k, e in refs.items()}
+        jobs.append(SearchJob(model=model, rgb=rgb, fields=fl, sigma=cfg.smooth * face.shape[-1] * 0.3125,  # eye distance: 0.3125 S
+                              ref=ref, opt=torch.optim.Adam(model.parameters(), lr=cfg.lr),
+                              gen=torch.Generator().manual_seed(cfg.seed), face=face, makeup_loss=makeup_losses[i],
+                              callback=callbacks[i], bar=tqdm(total=cfg.steps, desc=descs[i], leave=False, disable=not progress)))
+    _search_loop(jobs, surrogates, cfg, mode, cfg.steps)
+    for j in jobs: j.bar.close()
+    final = _final_scores(jobs, surrogates, cfg, mode)
+    stronger = [None] * n
+    weak = [i for i, f in enumerate(final) if not f[3]]
+    if weak and cfg.trial_steps and cfg.lambda_adv > 0:
+        # would a stronger setting protect them? go on from here, on copies, at the next strength up
+        trials = []
+        for i in weak:
+            j = jobs[i]
+            if j.model.strength >= 1.0: continue
+            model = copy.deepcopy(j.model)
+            model.strength = min((v for v in STRENGTHS.values() if v > j.model.strength + 1e-6), default=1.0)
+            opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+            opt.load_state_dict(j.opt.state_dict())
+            trials.append((i, replace(j, model=model, opt=opt, makeup_loss=None, callback=None, bar=None)))
+        if trials:
+            _search_loop([t for _, t in trials], surrogates, cfg, mode, cfg.trial_steps)
+            for (i, t), (_, t_scores, _, t_fooled) in zip(trials, _final_scores([t for _, t in trials], surrogates, cfg, mode)):
+                stronger[i] = dict(strength=strength_name(t.model.strength), scores=t_scores, protected=t_fooled)
+    seconds = time.perf_counter() - t0
+    return [CosmeticsResult(image=x, model=j.model, history=j.history, scores=scores, margins=mrg, mode=mode,
+                            stopped_early=j.stopped, seconds=seconds, strength=j.model.strength, stronger=s)
+            for j, (x, scores, mrg, _), s in zip(jobs, final, stronger)]
+
+def cosmetic_search(face: torch.Tensor, fields: dict, look: Look, *, surrogates, mode: str = "dodging",
+                    target_face=None, cfg: CosmeticsConfig | None = None, makeup_loss=None, callback=None,
+                    progress: bool = True, desc: str = "makeup") -> CosmeticsResult:
+    "Optimise the look's amounts, placement and shades on aligned `face` [1,3,S,S] (its `face_fields`) to fool `surrogates`."
+    return cosmetic_search_batch([face], [fields], [look], surrogates=surrogates, mode=mode, target_face=target_face, cfg=cfg,
+                                 makeup_losses=[makeup_loss], callbacks=[callback], progress=progress, descs=[desc])[0]

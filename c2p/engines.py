@@ -282,9 +282,11 @@ def engine_runner(args, summary=print):
     "What `c2p protect` runs its photos with: `protect_files` (--engine local) or `protect_dataset` (--engine ray)."
     engine = getattr(args, "engine", None) or "local"
     ray_only = [o for o, k in (("--ray-address", "ray_address"), ("--actors", "actors")) if getattr(args, k, None) is not None]
+    batch = getattr(args, "batch", None) or 1
     if engine == "local":
         if ray_only: raise InputError(f"{ray_only[0]} is an option of --engine ray")
-        return protect_files
+        return functools.partial(protect_files, batch=batch)
+    if batch != 1: raise InputError("--batch is an option of --engine local (each Ray actor protects one photo at a time)")
     ray_module()
     return functools.partial(protect_dataset, address=getattr(args, "ray_address", None), actors=getattr(args, "actors", None),
                              summary=summary)

@@ -30,12 +30,12 @@ from .search import SearchConfig, adversarial_search, ensemble_members, match_ma
 # %% auto #0
 __all__ = ['PRESETS', 'RENDERERS', 'FR_MODELS', 'HELD_OUT_ONLY_PAPER', 'IMAGE_EXTS', 'EXIT_CODES', 'BENCH_WARMUP',
            'leave_one_out', 'ProtectConfig', 'Models', 'PixelOnly', 'split_models', 'load_models', 'FaceResult',
-           'protect_face', 'protect_face_cosmetics', 'ProtectResult', 'no_face_reason', 'parse_look', 'look_line',
-           'protect', 'expand_inputs', 'skipped_subfolders', 'output_paths', 'output_stems', 'run_settings',
-           'recorded_settings', 'describe_settings', 'settings_change', 'protect_files', 'planned_statuses',
-           'protect_job', 'earlier_output', 'job_failed', 'check_target', 'validate_config', 'check_prompt', 'Job',
-           'Plan', 'preflight', 'face_verdicts', 'add_command', 'run_protect', 'steady_step', 'bench_protect_args',
-           'bench_protect', 'run_bench_protect']
+           'protect_face', 'protect_faces_cosmetics', 'protect_face_cosmetics', 'ProtectResult', 'no_face_reason',
+           'parse_look', 'look_line', 'protect', 'search_photos', 'protect_photos', 'expand_inputs',
+           'skipped_subfolders', 'output_paths', 'output_stems', 'run_settings', 'recorded_settings',
+           'describe_settings', 'settings_change', 'protect_files', 'planned_statuses', 'protect_job', 'earlier_output',
+           'job_failed', 'check_target', 'validate_config', 'check_prompt', 'Job', 'Plan', 'preflight', 'face_verdicts',
+           'add_command', 'run_protect', 'steady_step', 'bench_protect_args', 'bench_protect', 'run_bench_protect']
 
 # %% ../nbs/09_pipeline.ipynb #c96b35c6
 PRESETS = ("makeup", "tiny", "paper")  # the first is the default everywhere
@@ -300,14 +300,12 @@ def protect_face(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *
     return FaceResult(index=index, face=face, aligned=aligned, original=x, reconstruction=reconstruction,
                       protected=result.image, search=result, timings=timings)
 
-def protect_face_cosmetics(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *, look, target_face=None,
-                           callback=None, progress: bool = True, index: int = 0, n_faces: int = 1) -> FaceResult:
-    "Align one face, place the look's regions from its landmarks, search the makeup, and render it at photo resolution."
-    from c2p.cosmetics import LandmarkError, check_landmarks, cosmetic_search, face_fields, parse_prompt, render_on_photo
+def _prepare_cosmetics(models: Models, cfg: ProtectConfig, image, face, look) -> dict:
+    "Align one face, place the look's regions from its landmarks, and drop the products whose part of the face is covered."
+    from c2p.cosmetics import LandmarkError, check_landmarks, face_fields, parse_prompt
     from c2p.faces import align_face, landmarks68, pil_to_tensor
-    from c2p.occlusion import drop_covered, find_occlusion, masked_fields, occlusion_report, paint_on_photo
-    tags = dict(face=index, n_faces=n_faces)
-    timings, t = {}, time.perf_counter()
+    from c2p.occlusion import drop_covered, find_occlusion, masked_fields
+    t = time.perf_counter()
     if face.landmarks68 is None: face.landmarks68 = landmarks68(image, face)
     check_landmarks(face.landmarks68, face.landmarks5)
     aligned = align_face(image, face, size=cfg.size)
@@ -320,17 +318,40 @@ def protect_face_cosmetics(models: Models, cfg: ProtectConfig, image, face, make
     kept = drop_covered(look, occ)
     if not kept.products:
         raise LandmarkError("the face is covered (no skin, lips or eyes to put makeup on)")
-    fields = masked_fields(fields, occ)
-    timings["align"] = time.perf_counter() - t; t = time.perf_counter()
-    result = cosmetic_search(x, fields, kept, surrogates=models.surrogates, mode=cfg.mode,
-                             target_face=target_face, cfg=cfg.cosmetics, makeup_loss=makeup_loss, progress=progress,
-                             desc=f"face {index + 1}/{n_faces}", callback=_relay(callback, **tags))
-    timings["search"] = time.perf_counter() - t
-    paste = lambda photo: paint_on_photo(photo, render_on_photo(photo, face, aligned, result.model, cfg.cosmetics.smooth)[0],
-                                         face.landmarks68, occ.covered)[0]
-    return FaceResult(index=index, face=face, aligned=aligned, original=x, reconstruction=x.clone(),
-                      protected=result.image, search=result, timings=timings, paste=paste, look=kept,
-                      occlusion=occlusion_report(look, kept, occ))
+    return dict(face=face, aligned=aligned, x=x, look=look, kept=kept, occ=occ, fields=masked_fields(fields, occ),
+                align_s=time.perf_counter() - t)
+
+def protect_faces_cosmetics(models: Models, cfg: ProtectConfig, faces: list, makeup_losses, *, looks, target_face=None,
+                            callback=None, progress: bool = True, tags: list | None = None) -> list:
+    "Protect several faces (`faces`: (image, face) pairs, of one photo or many) with one batched makeup search; a FaceResult each."
+    from c2p.cosmetics import cosmetic_search_batch, render_on_photo
+    from c2p.occlusion import occlusion_report, paint_on_photo
+    tags = tags or [dict(face=i, n_faces=len(faces)) for i in range(len(faces))]
+    preps = [_prepare_cosmetics(models, cfg, image, face, look) for (image, face), look in zip(faces, looks)]
+    t = time.perf_counter()
+    results = cosmetic_search_batch([p["x"] for p in preps], [p["fields"] for p in preps], [p["kept"] for p in preps],
+                                    surrogates=models.surrogates, mode=cfg.mode, target_face=target_face, cfg=cfg.cosmetics,
+                                    makeup_losses=makeup_losses, progress=progress,
+                                    descs=[f"face {g['face'] + 1}/{g['n_faces']}" for g in tags],
+                                    callbacks=[_relay(callback, **g) for g in tags])
+    search_s = time.perf_counter() - t  # one batch: its time is shared by its faces
+    out = []
+    for g, p, result in zip(tags, preps, results):
+        paste = lambda photo, p=p, result=result: paint_on_photo(
+            photo, render_on_photo(photo, p["face"], p["aligned"], result.model, cfg.cosmetics.smooth)[0],
+            p["face"].landmarks68, p["occ"].covered)[0]
+        out.append(FaceResult(index=g["face"], face=p["face"], aligned=p["aligned"], original=p["x"], reconstruction=p["x"].clone(),
+                              protected=result.image, search=result, paste=paste, look=p["kept"],
+                              timings=dict(align=p["align_s"], search=search_s / len(preps), batch=len(preps)),
+                              occlusion=occlusion_report(p["look"], p["kept"], p["occ"])))
+    return out
+
+def protect_face_cosmetics(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *, look, target_face=None,
+                           callback=None, progress: bool = True, index: int = 0, n_faces: int = 1) -> FaceResult:
+    "Align one face, place the look's regions from its landmarks, search the makeup, and render it at photo resolution."
+    return protect_faces_cosmetics(models, cfg, [(image, face)], [makeup_loss], looks=[look], target_face=target_face,
+                                   callback=callback, progress=progress, tags=[dict(face=index, n_faces=n_faces)])[0]
+
 
 # %% ../nbs/09_pipeline.ipynb #431825ee
 @dataclass
@@ -427,8 +448,8 @@ def look_line(look, prompt: str, cfg: ProtectConfig) -> str:
     return f"look: {look.describe()}" + (f"; ignored: {', '.join(look.ignored)}" if look.ignored else "")
 
 def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None, seed: int = 0,
-            callback=None, models: Models | None = None, progress: bool = True, faces=None, **overrides) -> ProtectResult:
-    "Protect every face of `photo` (path, bytes, PIL image or Photo) with makeup described by `prompt`; `faces`: found already (else detected here)."
+            callback=None, models: Models | None = None, progress: bool = True, faces=None, searched=None, **overrides) -> ProtectResult:
+    "Protect every face of `photo` (path, bytes, PIL image or Photo) with makeup described by `prompt`; `faces`: found already (else detected here); `searched`: their FaceResults from a batch."
     from c2p.faces import align_face, paste_back, pil_to_tensor
     from c2p.makeup import MakeupLoss
     t_all = time.perf_counter()
@@ -469,9 +490,13 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
     members = ensemble_members(models.judges)
     thresholds = {k: threshold_of(m, cfg.far) for k, m in members.items()}
     results, reports, out = [], [], image.copy()
+    if searched is None and cfg.renderer == "cosmetics":  # the makeup preset: all faces of the photo in one batched search
+        searched = protect_faces_cosmetics(models, cfg, [(image, f) for f in faces], [makeup_loss] * len(faces),
+                                           looks=[look] * len(faces), target_face=target_face, callback=callback, progress=progress)
     for i, face in enumerate(faces):
-        fr = protect_face(models, cfg, image, face, makeup_loss, target_face=target_face, callback=callback,
-                          progress=progress, index=i, n_faces=len(faces), look=look)
+        fr = searched[i] if searched is not None else protect_face(
+            models, cfg, image, face, makeup_loss, target_face=target_face, callback=callback, progress=progress, index=i,
+            n_faces=len(faces), look=look)
         t = time.perf_counter()
         out = fr.paste(out) if fr.paste is not None else paste_back(out, fr.aligned, fr.protected[0].cpu(), **_accepts(paste_back, feather=cfg.feather) if cfg.feather is not None else {})
         fr.timings["paste"] = time.perf_counter() - t
@@ -505,6 +530,44 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
                   surrogates=list(cfg.surrogates), held_out=list(cfg.held_out), far=cfg.far, faces=reports,
                   settings=cfg.settings(), timings=_rounded(timings, 3), device=str(models.device))
     return ProtectResult(image=out, report=report, faces=results, photo=src)
+
+def search_photos(photos: list, prompt: str, *, models: Models, batch: int = 8, mode: str = "dodging", target=None,
+                  seed: int = 0, callback=None, progress: bool = True, **overrides) -> list:
+    "The makeup search of every face of `photos` ((image, faces) pairs), `batch` faces at a time: a list of FaceResults per photo."
+    from c2p.makeup import MakeupLoss
+    if batch < 1: raise InputError(f"batch must be 1 or more, got {batch}")
+    cfg = models.config.override(seed=seed, mode=mode, **overrides)
+    if cfg.renderer != "cosmetics":
+        raise InputError(f"batched search is the makeup preset's; {cfg.preset!r} searches each face with its own tuned generator")
+    batched = split_models(models, cfg)
+    look = parse_look(prompt, cfg)
+    target_face = _target_face(target, cfg, models.device) if cfg.mode == "impersonation" else None
+    makeup_loss = None if models.clip is None else MakeupLoss(
+        models.clip, models.tokenizer, str(prompt).strip(),
+        **_accepts(MakeupLoss, generator=torch.Generator().manual_seed(cfg.seed), kind=cfg.makeup_kind, templates=cfg.makeup_templates))
+    seed_everything(cfg.seed)
+    todo = [(k, i) for k, (_, fs) in enumerate(photos) for i in range(len(fs))]
+    searched = {}
+    for a in tqdm(range(0, len(todo), batch), desc=f"batches of {batch} faces", disable=not progress, leave=False):
+        part = todo[a:a + batch]
+        frs = protect_faces_cosmetics(batched, cfg, [(photos[k][0], photos[k][1][i]) for k, i in part], [makeup_loss] * len(part),
+                                      looks=[look] * len(part), target_face=target_face, callback=callback, progress=False,
+                                      tags=[dict(face=i, n_faces=len(photos[k][1])) for k, i in part])
+        searched.update(zip(part, frs))
+    return [[searched[(k, i)] for i in range(len(fs))] for k, (_, fs) in enumerate(photos)]
+
+def protect_photos(photos, prompt: str, *, models: Models, batch: int = 8, mode: str = "dodging", target=None, seed: int = 0,
+                   callback=None, progress: bool = True, **overrides) -> list:
+    "Protect several photos with the makeup search run on `batch` faces at a time (of one photo or several); a ProtectResult each."
+    if batch < 1: raise InputError(f"batch must be 1 or more, got {batch}")
+    srcs = [_load(p, "photo") for p in photos]
+    found = [_faces_of(s.image, models.config, models.device, "photo") for s in srcs]
+    kw = dict(mode=mode, target=target, seed=seed, **overrides)
+    if models.config.override(**overrides).renderer != "cosmetics":  # paper/tiny: each face its own tuned generator, in turn
+        return [protect(s, prompt, models=models, faces=f, callback=callback, progress=progress, **kw) for s, f in zip(srcs, found)]
+    searched = search_photos([(s.image, f) for s, f in zip(srcs, found)], prompt, models=models, batch=batch,
+                             callback=callback, progress=progress, **kw)
+    return [protect(s, prompt, models=models, faces=f, searched=fr, progress=False, **kw) for s, f, fr in zip(srcs, found, searched)]
 
 # %% ../nbs/09_pipeline.ipynb #79e97494
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif")
@@ -631,8 +694,10 @@ def _read_verdict(out_rep: Path) -> tuple[bool | None, str]:
 def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None,
                   seed: int = 0, overwrite: bool = False, no_overwrite: bool = False, models: Models | None = None,
                   callback=None, progress: bool = True, log=print, wait_s: float = 0.5, on_result=None,
-                  recursive: bool = False, **overrides) -> list[dict]:
-    "Protect every photo of `paths` (files or folders) into `out_dir`; one status dict per photo (`protected`: every face?); `on_result` gets each."
+                  recursive: bool = False, batch: int = 1, **overrides) -> list[dict]:
+    "Protect every photo of `paths` (files or folders) into `out_dir`; one status dict per photo (`protected`: every face?); `on_result` gets each; `batch`: faces searched together (makeup preset)."
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise InputError(f"--batch must be a whole number, 1 or more (got {batch!r})")
     plan = preflight(paths, out_dir, prompt, preset=preset, mode=mode, target=target, device=device, seed=seed,
                      overwrite=overwrite, no_overwrite=no_overwrite, models=models, recursive=recursive, **overrides)
     cfg, out_dir = plan.cfg, plan.out_dir
@@ -656,7 +721,7 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mod
             raise OutputError(f"--out {out_dir}: cannot create the folder ({e.strerror or e})") from None
     try:
         return _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed, overwrite, models, callback,
-                             progress, log, wait_s, say, overrides, want, no_overwrite)
+                             progress, log, wait_s, say, overrides, want, no_overwrite, batch)
     finally:
         for d in made:  # innermost first
             try: d.rmdir()
@@ -677,14 +742,16 @@ def planned_statuses(plan: Plan, say, log) -> list[dict]:
     return statuses
 
 def protect_job(job: Job, st: dict, plan: Plan, models: Models, *, photo=None, faces=None, mode: str = "dodging", target=None,
-                seed: int = 0, overwrite: bool = False, replaced: str = "", callback=None, progress: bool = True, **overrides) -> dict:
-    "Protect one planned photo with `models`, write its image and report atomically and fill in its status `st` (a failure raises); `replaced`: `earlier_output`'s note."
+                seed: int = 0, overwrite: bool = False, replaced: str = "", callback=None, progress: bool = True, searched=None,
+                **overrides) -> dict:
+    "Protect one planned photo with `models`, write its image and report atomically and fill in its status `st` (a failure raises); `replaced`: `earlier_output`'s note; `searched`: its faces' batched search."
     from c2p.faces import load_photo
     cfg = plan.cfg
     metrics = {k: getattr(m, "metric", "score") for k, m in ensemble_members(models.judges).items()}
     t = time.perf_counter()
     res = protect(photo if photo is not None else load_photo(job.path), plan.prompt, preset=cfg.preset, mode=mode, target=target,
-                  seed=seed, models=models, faces=faces, callback=_relay(callback, photo=str(job.path)), progress=progress, **overrides)
+                  seed=seed, models=models, faces=faces, searched=searched, callback=_relay(callback, photo=str(job.path)), progress=progress,
+                  **overrides)
     _write_outputs(res, job.out_img, job.out_rep, cfg, overwrite or bool(replaced), metrics)
     every, verdict = face_verdicts({**res.report, "metrics": metrics})
     st.update(status="done", faces=len(res.report["faces"]), protected=every, seconds=round(time.perf_counter() - t, 1),
@@ -717,11 +784,12 @@ def job_failed(job: Job, st: dict, error: Exception, photo=None, device=None) ->
     return st
 
 def _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed, overwrite, models, callback, progress,
-                  log, wait_s, say, overrides, want, no_overwrite) -> list[dict]:
-    "The work of `protect_files`: each planned photo in turn, claimed, protected and written."
+                  log, wait_s, say, overrides, want, no_overwrite, batch: int = 1) -> list[dict]:
+    "The work of `protect_files`: each planned photo in turn, claimed, protected and written (`batch` > 1: searched ahead in batches)."
     bar = tqdm(total=len(todo), desc="photos", disable=not progress)
     stop = None
     queue, waited = list(todo), set()
+    ahead = {}  # photo path -> (photo, faces, searched): searched in a batch with an earlier photo, claimed in its own turn
     while queue:
         job, st = queue.pop(0)
         if stop is not None:
@@ -741,16 +809,23 @@ def _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed
             replaced = earlier_output(job, st, want, overwrite, no_overwrite)  # done earlier, or meanwhile by another run
             if replaced is None:
                 say(st); bar.update(); continue
-            photo = None
+            photo, searched = None, None
             try:
                 from c2p.faces import load_photo
-                photo = load_photo(job.path)
-                faces = _faces_of(photo.image, cfg, models.device if models is not None else get_device(device), "photo")  # before any model
+                if job.path in ahead:
+                    photo, faces, searched = ahead.pop(job.path)
+                else:
+                    photo = load_photo(job.path)
+                    faces = _faces_of(photo.image, cfg, models.device if models is not None else get_device(device), "photo")  # before any model
                 if models is None:
                     models = load_models(cfg, device)
                 bar.set_postfix_str(job.path.name)
+                if searched is None and batch > 1 and cfg.renderer == "cosmetics":
+                    searched = _search_ahead(job, photo, faces, queue, ahead, batch, cfg, models, plan.prompt, device,
+                                             dict(mode=mode, target=target, seed=seed, **overrides), log)
                 protect_job(job, st, plan, models, photo=photo, faces=faces, mode=mode, target=target, seed=seed,
-                            overwrite=overwrite, replaced=replaced, callback=callback, progress=progress, **overrides)
+                            overwrite=overwrite, replaced=replaced, callback=callback, progress=progress, searched=searched,
+                            **overrides)
             except OutputError as e:  # the disk: every later photo would fail the same way after its search
                 job_failed(job, st, e)
                 stop = f"the output folder failed: {e}"
@@ -760,6 +835,28 @@ def _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed
             bar.update()
     bar.close()
     return statuses
+
+def _search_ahead(job: Job, photo, faces, queue, ahead: dict, batch: int, cfg, models, prompt: str, device, kw: dict, log):
+    "Search `job`'s faces together with those of the next photos in `queue` (up to `batch` faces); keep theirs in `ahead`."
+    from c2p.faces import load_photo
+    group, n = [(job, photo, faces)], len(faces)
+    for nxt, _ in queue:
+        if n >= batch: break
+        if nxt.path in ahead or nxt.out_img.exists(): continue  # done already (or by another run): its turn will say so
+        try:
+            ph = load_photo(nxt.path)
+            fs = _faces_of(ph.image, cfg, models.device, "photo")
+        except C2PError:
+            continue  # it fails alone, in its own turn, with its own message
+        group.append((nxt, ph, fs)); n += len(fs)
+    if len(group) == 1 and len(faces) == 1: return None
+    try:
+        found = search_photos([(ph.image, fs) for _, ph, fs in group], prompt, models=models, batch=batch, progress=False, **kw)
+    except InputError:  # a face no makeup can be placed on: every photo on its own, so that one fails alone
+        return None
+    for (j, ph, fs), frs in list(zip(group, found))[1:]:
+        ahead[j.path] = (ph, fs, frs)
+    return found[0]
 
 def check_target(models: Models, cfg: ProtectConfig, target, photos) -> None:
     "Refuse (one `InputError`) a target photo that every judge already takes for a face of one of `photos`: impersonating it protects nothing."
@@ -1009,6 +1106,8 @@ def add_command(subparsers):
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object per photo on stdout (for scripts) instead of its result line")
     p.add_argument("--recursive", action="store_true", help="also protect the photos in sub-folders of the folders given")
+    p.add_argument("--batch", type=int, default=1, help="makeup preset: faces searched together, of one photo or the next "
+                   "ones (default 1; more pays on a GPU; the results are the same up to float noise)")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="local (default): one photo after another in this "
                    "process; ray: on a Ray cluster, faces found on CPU workers and protected by actors that hold the models "
                    "(pip install 'c2p[ray]'; see c2p.engines)")

@@ -122,3 +122,26 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
     r = subprocess.run(cmd + ["protect", "--prompt", "red lipstick"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr  # argparse usage error
+
+
+def test_batch_searches_photos_together_with_the_same_results_and_a_bad_photo_fails_alone(tmp_path, capsys):
+    "--batch 3: the faces of the next photos are searched with the current one's; verdicts as one by one, pixels within noise."
+    d = tmp_path / "in"; d.mkdir()
+    shutil.copy(KIT, d / "a_biden.jpg"); shutil.copy(OBAMA, d / "b_obama.jpg")
+    (d / "c_broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    shutil.copy(OBAMA, d / "d_obama_again.jpg")
+    argv = ["--prompt", "red lipstick", "--steps", "3", "--quiet"]
+    code1, out1, _ = run([str(d), "--out", str(tmp_path / "one"), *argv], capsys)
+    code3, out3, err3 = run([str(d), "--out", str(tmp_path / "three"), *argv, "--batch", "3"], capsys)
+    assert code1 == code3 == 1, err3  # the broken photo fails, in both
+    lines = lambda out, where: sorted(l.replace(str(tmp_path / where), "OUT") for l in out.splitlines() if l.startswith("c2p protect: ") and " -> " in l)
+    strip = lambda ls: [l.split(" (attacked")[0] for l in ls]  # distances may differ in the last digits
+    assert strip(lines(out1, "one")) == strip(lines(out3, "three")) and len(lines(out3, "three")) == 3, (out1, out3)
+    assert "c_broken.jpg" in out3 and "1 failed" in out3
+    for name in ("a_biden", "b_obama", "d_obama_again"):
+        r1, r3 = (json.loads((tmp_path / w / f"{name}_report.json").read_text())["faces"][0] for w in ("one", "three"))
+        assert abs(r1["scores_after"]["dlib"] - r3["scores_after"]["dlib"]) < 2e-3 and r1["protected"] == r3["protected"]
+        assert r1["timings"]["batch"] == 1 and r3["timings"]["batch"] == 3  # searched alone / with the other two photos' faces
+        a, b = (np.asarray(Image.open(tmp_path / w / f"{name}_protected.jpg").convert("RGB"), np.int16) for w in ("one", "three"))
+        assert np.abs(a - b).max() <= 8  # JPEG re-encoding of pixels that moved by float noise
+    assert sorted(p.name for p in (tmp_path / "three").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
