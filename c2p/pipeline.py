@@ -260,6 +260,7 @@ class FaceResult:
     paste: object = None         # photo -> photo with this face protected (None: warp `protected` back with paste_back)
     look: object = None          # the makeup preset: the look this face got (covered parts' products dropped)
     occlusion: dict | None = None  # the makeup preset: what covers the face and which products were dropped (c2p.occlusion)
+    batch: int = 1               # faces searched together with this one (the makeup preset's batched search)
 
 def protect_face(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *, target_face=None, callback=None,
                  progress: bool = True, index: int = 0, n_faces: int = 1, look=None) -> FaceResult:
@@ -342,7 +343,7 @@ def protect_faces_cosmetics(models: Models, cfg: ProtectConfig, faces: list, mak
             p["face"].landmarks68, p["occ"].covered)[0]
         out.append(FaceResult(index=g["face"], face=p["face"], aligned=p["aligned"], original=p["x"], reconstruction=p["x"].clone(),
                               protected=result.image, search=result, paste=paste, look=p["kept"],
-                              timings=dict(align=p["align_s"], search=search_s / len(preps), batch=len(preps)),
+                              timings=dict(align=p["align_s"], search=search_s / len(preps)), batch=len(preps),
                               occlusion=occlusion_report(p["look"], p["kept"], p["occ"])))
     return out
 
@@ -516,7 +517,7 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
             psnr_reconstruction=_psnr(fr.reconstruction.cpu(), fr.original.cpu()),
             psnr_protected=_psnr(after_x, fr.original.cpu()),
             fr_crop=_fr_crop(cfg.size, box, aa), reference_fr_crop=_fr_crop(cfg.size, ref_box, aa),
-            stopped_early=fr.search.stopped_early, steps=len(fr.search.history), look=look_rep,
+            stopped_early=fr.search.stopped_early, steps=len(fr.search.history), search_batch=fr.batch, look=look_rep,
             **({"occlusion": fr.occlusion} if fr.occlusion is not None else {}),
             **({"strength": strength_name(fr.search.strength), "stronger": _rounded_stronger(fr.search.stronger)} if look is not None else {}),
             history=[{k: (_rounded(v) if isinstance(v, dict) else round(v, 5) if isinstance(v, float) else v)
