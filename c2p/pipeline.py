@@ -448,11 +448,17 @@ def look_line(look, prompt: str, cfg: ProtectConfig) -> str:
         return f"look: the {cfg.preset} preset's generator search, guided by CLIP with the whole prompt {str(prompt).strip()!r}{cast}"
     return f"look: {look.describe()}" + (f"; ignored: {', '.join(look.ignored)}" if look.ignored else "")
 
+def _makeup_loss(models: Models, cfg: ProtectConfig, prompt: str):
+    "CLIP's makeup loss for `prompt` when the models carry CLIP (None offline)."
+    from c2p.makeup import MakeupLoss
+    return None if models.clip is None else MakeupLoss(
+        models.clip, models.tokenizer, str(prompt).strip(),
+        **_accepts(MakeupLoss, generator=torch.Generator().manual_seed(cfg.seed), kind=cfg.makeup_kind, templates=cfg.makeup_templates))
+
 def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None, seed: int = 0,
             callback=None, models: Models | None = None, progress: bool = True, faces=None, searched=None, **overrides) -> ProtectResult:
     "Protect every face of `photo` (path, bytes, PIL image or Photo) with makeup described by `prompt`; `faces`: found already (else detected here); `searched`: their FaceResults from a batch."
     from c2p.faces import align_face, paste_back, pil_to_tensor
-    from c2p.makeup import MakeupLoss
     t_all = time.perf_counter()
     if mode not in ("dodging", "impersonation"):
         raise InputError(f"unknown mode {mode!r}: use dodging or impersonation")
@@ -485,9 +491,7 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
             except LandmarkError as e: raise LandmarkError(f"face {i + 1} of {len(faces)}: {e}") from None
     target_face = _target_face(target, cfg, models.device) if cfg.mode == "impersonation" else None
     timings["detect"] = time.perf_counter() - t
-    makeup_loss = None if models.clip is None else MakeupLoss(
-        models.clip, models.tokenizer, str(prompt).strip(),
-        **_accepts(MakeupLoss, generator=torch.Generator().manual_seed(cfg.seed), kind=cfg.makeup_kind, templates=cfg.makeup_templates))
+    makeup_loss = _makeup_loss(models, cfg, prompt)
     members = ensemble_members(models.judges)
     thresholds = {k: threshold_of(m, cfg.far) for k, m in members.items()}
     results, reports, out = [], [], image.copy()
@@ -535,7 +539,6 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
 def search_photos(photos: list, prompt: str, *, models: Models, batch: int = 8, mode: str = "dodging", target=None,
                   seed: int = 0, callback=None, progress: bool = True, **overrides) -> list:
     "The makeup search of every face of `photos` ((image, faces) pairs), `batch` faces at a time: a list of FaceResults per photo."
-    from c2p.makeup import MakeupLoss
     if batch < 1: raise InputError(f"batch must be 1 or more, got {batch}")
     cfg = models.config.override(seed=seed, mode=mode, **overrides)
     if cfg.renderer != "cosmetics":
@@ -543,9 +546,7 @@ def search_photos(photos: list, prompt: str, *, models: Models, batch: int = 8, 
     batched = split_models(models, cfg)
     look = parse_look(prompt, cfg)
     target_face = _target_face(target, cfg, models.device) if cfg.mode == "impersonation" else None
-    makeup_loss = None if models.clip is None else MakeupLoss(
-        models.clip, models.tokenizer, str(prompt).strip(),
-        **_accepts(MakeupLoss, generator=torch.Generator().manual_seed(cfg.seed), kind=cfg.makeup_kind, templates=cfg.makeup_templates))
+    makeup_loss = _makeup_loss(models, cfg, prompt)
     seed_everything(cfg.seed)
     todo = [(k, i) for k, (_, fs) in enumerate(photos) for i in range(len(fs))]
     searched = {}
@@ -822,8 +823,8 @@ def _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed
                     models = load_models(cfg, device)
                 bar.set_postfix_str(job.path.name)
                 if searched is None and batch > 1 and cfg.renderer == "cosmetics":
-                    searched = _search_ahead(job, photo, faces, queue, ahead, batch, cfg, models, plan.prompt, device,
-                                             dict(mode=mode, target=target, seed=seed, **overrides), log)
+                    searched = _search_ahead(job, photo, faces, queue, ahead, batch, cfg, models, plan.prompt,
+                                             dict(mode=mode, target=target, seed=seed, **overrides))
                 protect_job(job, st, plan, models, photo=photo, faces=faces, mode=mode, target=target, seed=seed,
                             overwrite=overwrite, replaced=replaced, callback=callback, progress=progress, searched=searched,
                             **overrides)
@@ -837,7 +838,7 @@ def _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed
     bar.close()
     return statuses
 
-def _search_ahead(job: Job, photo, faces, queue, ahead: dict, batch: int, cfg, models, prompt: str, device, kw: dict, log):
+def _search_ahead(job: Job, photo, faces, queue, ahead: dict, batch: int, cfg, models, prompt: str, kw: dict):
     "Search `job`'s faces together with those of the next photos in `queue` (up to `batch` faces); keep theirs in `ahead`."
     from c2p.faces import load_photo
     group, n = [(job, photo, faces)], len(faces)
