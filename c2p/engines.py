@@ -21,12 +21,13 @@ from tqdm.auto import tqdm
 
 from .core import C2PError, InputError, OutputError, claim
 from .pipeline import (IMAGE_EXTS, Job, Plan, check_target, describe_settings, earlier_output, job_failed, load_models,
-                       look_line, parse_look, planned_statuses, preflight, protect_files, protect_job, run_settings)
+                       look_line, parse_look, planned_statuses, preflight, protect_files, protect_job, run_settings,
+                          search_photos)
 
 # %% auto #0
 __all__ = ['LIST_EXTS', 'DETECT_CPUS', 'SUMMARY_COLUMNS', 'read_list', 'gather_inputs', 'ray_module', 'ray_cluster',
-           'actor_layout', 'planned_row', 'detect_row', 'PhotoProtector', 'photo_pipeline', 'summarize',
-           'summary_table', 'protect_dataset', 'engine_runner']
+           'actor_layout', 'planned_row', 'detect_row', 'PhotoProtector', 'BatchProtector', 'photo_pipeline',
+           'summarize', 'summary_table', 'protect_dataset', 'engine_runner']
 
 # %% ../nbs/09b_engines.ipynb #6158c63b
 LIST_EXTS = (".txt", ".lst", ".list")  # a file with one of these suffixes lists photos, one a line
@@ -183,14 +184,61 @@ class PhotoProtector:
         except C2PError as e: return job_failed(job, st, e)  # a disk error fails this photo; the other actors go on
         except Exception as e: return _unforeseen(job, st, e)
 
+    def protect_rows(self, rows: list, batch: int) -> list:
+        "The statuses of several rows: the photos to do claimed, their faces searched together (`search_photos`, `batch` faces at a time), each written."
+        from c2p.faces import load_photo
+        out, group = [None] * len(rows), []
+        with contextlib.ExitStack() as held:  # every photo of the group stays claimed until it is written
+            for k, row in enumerate(rows):
+                job, st = _job(row), _status(row)
+                if st["status"]: out[k] = st; continue
+                try:
+                    holder = held.enter_context(claim(self.plan.out_dir / f".{job.stem}.c2p-lock", info=describe_settings(self.want)))
+                    if holder is not None:
+                        out[k] = st | dict(status="failed", message=f"{job.path.name}: another c2p run (pid {holder}) is "
+                                                                    f"protecting it; rerun once it is done")
+                        continue
+                    replaced = earlier_output(job, st, self.want, self.settings.get("overwrite", False), self.no_overwrite)
+                    if replaced is None: out[k] = st; continue
+                    group.append((k, job, st, replaced, load_photo(job.path), pickle.loads(row["faces"])))
+                except C2PError as e: out[k] = job_failed(job, st, e)
+                except Exception as e: out[k] = _unforeseen(job, st, e)
+            found = self._search([(photo.image, faces) for *_, photo, faces in group], batch)
+            for (k, job, st, replaced, photo, faces), searched in zip(group, found):
+                try:
+                    out[k] = protect_job(job, st, self.plan, self.models, photo=photo, faces=faces, progress=False,
+                                         replaced=replaced, searched=searched, **self.settings)
+                except C2PError as e: out[k] = job_failed(job, st, e)
+                except Exception as e: out[k] = _unforeseen(job, st, e)
+        return out
+
+    def _search(self, photos: list, batch: int) -> list:
+        "Each photo's batched search, or None for each where a photo searches alone (one face; a preset with a generator per face)."
+        if sum(len(fs) for _, fs in photos) < 2 or self.plan.cfg.renderer != "cosmetics": return [None] * len(photos)
+        kw = {k: v for k, v in self.settings.items() if k != "overwrite"}
+        try: return search_photos(photos, self.plan.prompt, models=self.models, batch=batch, progress=False, **kw)
+        except Exception: return [None] * len(photos)  # e.g. a face no makeup can be placed on: each photo alone, that one fails alone
+
+class BatchProtector(PhotoProtector):
+    "Stage 3 with a batch: Ray Data hands the actor `batch` rows at once (a pandas frame) and their faces are searched together."
+    def __init__(self, *args, batch: int = 2, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batch = batch
+
+    def __call__(self, rows):
+        import pandas as pd  # Ray Data's own dependency: only where Ray runs
+        sts = self.protect_rows(rows.to_dict("records"), self.batch)
+        return pd.DataFrame({"index": list(rows["index"]), "status": [json.dumps(st, default=str) for st in sts]})
+
 def photo_pipeline(ds, cfg, prompt: str, out_dir, layout: dict, settings: dict, want: dict | None = None,
-                   no_overwrite: bool = False):
-    "Ray Data `Dataset` of planned rows -> lazy `Dataset` of {index, status (JSON)}: detection tasks, then protecting actors."
+                   no_overwrite: bool = False, batch: int = 1):
+    "Ray Data `Dataset` of planned rows -> lazy `Dataset` of {index, status (JSON)}: detection tasks, then protecting actors (`batch` photos a call)."
     ds = ds.map(detect_row, fn_kwargs=dict(cfg=cfg, threads=1), num_cpus=layout["detect_cpus"])
-    return ds.map(PhotoProtector, fn_constructor_kwargs=dict(cfg=cfg, prompt=prompt, out_dir=str(out_dir), settings=settings,
-                                                             device=layout["device"], threads=layout["threads"],
-                                                             want=want, no_overwrite=no_overwrite),
-                  concurrency=layout["actors"], num_cpus=layout["num_cpus"], num_gpus=layout["num_gpus"] or None)
+    actor = dict(cfg=cfg, prompt=prompt, out_dir=str(out_dir), settings=settings, device=layout["device"],
+                 threads=layout["threads"], want=want, no_overwrite=no_overwrite)
+    where = dict(concurrency=layout["actors"], num_cpus=layout["num_cpus"], num_gpus=layout["num_gpus"] or None)
+    if batch == 1: return ds.map(PhotoProtector, fn_constructor_kwargs=actor, **where)
+    return ds.map_batches(BatchProtector, batch_size=batch, batch_format="pandas", fn_constructor_kwargs=actor | dict(batch=batch), **where)
 
 # %% ../nbs/09b_engines.ipynb #1c7f2124
 def _faces_protected(st: dict) -> tuple[int, int]:
@@ -228,12 +276,13 @@ def _check_ray_device(device) -> str | None:
 
 def protect_dataset(paths, out_dir, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None,
                     device: str | None = None, seed: int = 0, overwrite: bool = False, no_overwrite: bool = False,
-                    recursive: bool = False, address: str | None = None, actors: int | None = None, cpus_per_actor: int = 1,
+                    recursive: bool = False, address: str | None = None, actors: int | None = None, cpus_per_actor: int = 1, batch: int = 1,
                     num_cpus: int | None = None, progress: bool = True, log=print, on_result=None, summary=None, **overrides) -> list[dict]:
     "`protect_files` on a Ray cluster (Ray Data): the same outputs, statuses, resume and result lines; `summary` gets the job's table."
     ray_module()  # missing: one line before any work
     device = _check_ray_device(device)
     if actors is not None and (not isinstance(actors, int) or actors < 1): raise InputError(f"--actors must be 1 or more, got {actors!r}")
+    if not isinstance(batch, int) or batch < 1: raise InputError(f"--batch must be 1 or more, got {batch!r}")
     plan = preflight(gather_inputs(paths), out_dir, prompt, preset=preset, mode=mode, target=target, device="cpu", seed=seed,
                      overwrite=overwrite, no_overwrite=no_overwrite, recursive=recursive, **overrides)
     want = run_settings(plan.cfg, plan.prompt, target)  # what a rerun compares with an earlier output's report
@@ -254,7 +303,8 @@ def protect_dataset(paths, out_dir, prompt: str, *, preset: str | None = None, m
             layout = actor_layout(ray.cluster_resources(), device, actors, cpus_per_actor)
             layout["actors"] = min(layout["actors"], len(todo))  # no idle actor holding a copy of the models
             log(f"c2p protect: ray: {len(todo)} photo{'s' * (len(todo) != 1)} to protect, {layout['actors']} protecting "
-                f"actor{'s' * (layout['actors'] != 1)} on {layout['device']}, faces found on CPU workers")
+                f"actor{'s' * (layout['actors'] != 1)} on {layout['device']}{f' ({batch} photos a call, faces searched together)' if batch > 1 else ''}, "
+                f"faces found on CPU workers")
             rows = [planned_row(i, j, st) for i, (j, st) in enumerate(todo)]
             ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 1000))
             ctx = ray.data.DataContext.get_current()
@@ -263,7 +313,7 @@ def protect_dataset(paths, out_dir, prompt: str, *, preset: str | None = None, m
             try:
                 with tqdm(total=len(todo), desc="photos", disable=not progress) as bar, warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message="The minimum number of concurrent actors")  # a short job: fewer blocks
-                    results = photo_pipeline(ds, plan.cfg, plan.prompt, plan.out_dir, layout, settings, want, no_overwrite)
+                    results = photo_pipeline(ds, plan.cfg, plan.prompt, plan.out_dir, layout, settings, want, no_overwrite, batch)
                     for out in results.iter_rows():
                         st = todo[int(out["index"])][1]
                         st.clear(); st.update(json.loads(out["status"])); seen.add(int(out["index"]))
@@ -286,7 +336,6 @@ def engine_runner(args, summary=print):
     if engine == "local":
         if ray_only: raise InputError(f"{ray_only[0]} is an option of --engine ray")
         return functools.partial(protect_files, batch=batch)
-    if batch != 1: raise InputError("--batch is an option of --engine local (each Ray actor protects one photo at a time)")
     ray_module()
     return functools.partial(protect_dataset, address=getattr(args, "ray_address", None), actors=getattr(args, "actors", None),
-                             summary=summary)
+                             batch=batch, summary=summary)

@@ -1109,7 +1109,8 @@ def add_command(subparsers):
     p.add_argument("--json", action="store_true", help="print one JSON object per photo on stdout (for scripts) instead of its result line")
     p.add_argument("--recursive", action="store_true", help="also protect the photos in sub-folders of the folders given")
     p.add_argument("--batch", type=int, default=1, help="makeup preset: faces searched together, of one photo or the next "
-                   "ones (default 1; more pays on a GPU; the results are the same up to float noise)")
+                   "ones (with --engine ray: the photos an actor takes at a time; default 1; more pays on a GPU; the "
+                   "results are the same up to float noise)")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="local (default): one photo after another in this "
                    "process; ray: on a Ray cluster, faces found on CPU workers and protected by actors that hold the models "
                    "(pip install 'c2p[ray]'; see c2p.engines)")

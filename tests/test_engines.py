@@ -73,6 +73,7 @@ def _without_timings(x):
     return x
 
 
+@pytest.mark.slow  # a minute each: CI's second pass
 def test_ray_gives_the_local_engines_bytes_verdicts_and_lines(cluster, folder, tmp_path, one_torch_thread):
     from c2p.engines import protect_dataset
     from c2p.pipeline import protect_files
@@ -105,7 +106,30 @@ def test_ray_gives_the_local_engines_bytes_verdicts_and_lines(cluster, folder, t
     assert float(figures["faces_per_minute"]) > 0
 
 
-def test_a_row_that_breaks_in_an_actor_fails_alone(cluster, folder, tmp_path, one_torch_thread):
+@pytest.mark.slow  # a minute each: CI's second pass
+def test_ray_batch_searches_an_actors_photos_together_with_the_one_by_one_verdicts(cluster, folder, tmp_path, one_torch_thread):
+    "--batch 3: an actor takes 3 photos at a time and searches their faces together; verdicts as one by one, distances within float noise."
+    import numpy as np
+    from c2p.engines import protect_dataset
+    from c2p.pipeline import protect_files
+    lines = []
+    st_b = protect_dataset([folder], tmp_path / "ray3", PROMPT, steps=STEPS, device="cpu", progress=False, batch=3, actors=1,
+                           log=lines.append)
+    st_1 = protect_files([folder], tmp_path / "one", PROMPT, steps=STEPS, device="cpu", progress=False, log=lambda m: None)
+    assert [s["status"] for s in st_b] == [s["status"] for s in st_1] == ["done", "failed", "done", "done", "no_face"], st_b
+    assert any("(3 photos a call, faces searched together)" in l for l in lines), lines
+    batches = []
+    for who in PROTECTED:
+        r_b, r_1 = (json.loads((tmp_path / w / f"{who}_report.json").read_text())["faces"][0] for w in ("ray3", "one"))
+        assert abs(r_b["scores_after"]["dlib"] - r_1["scores_after"]["dlib"]) < 2e-3 and r_b["protected"] == r_1["protected"]
+        batches.append(r_b["search_batch"])
+        a, b = (np.asarray(Image.open(tmp_path / w / f"{who}_protected.jpg").convert("RGB"), np.int16) for w in ("ray3", "one"))
+        assert np.abs(a - b).max() <= 8  # JPEG re-encoding of pixels that moved by float noise
+    assert max(batches) >= 2 and all(b <= 3 for b in batches), batches  # some faces were searched with another photo's
+    assert sorted(p.name for p in (tmp_path / "ray3").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+
+
+def test_a_row_that_breaks_in_an_actor_fails_alone(folder, tmp_path, one_torch_thread):
     "An unforeseen error inside the protecting stage is that photo's line, not the job's end (here: faces that cannot be read)."
     from c2p.engines import PhotoProtector, planned_row
     from c2p.pipeline import Job, ProtectConfig
@@ -144,6 +168,7 @@ def _command(folder, out):
             "--steps", str(STEPS), "--device", "cpu", "--quiet", "--engine", "ray"]
 
 
+@pytest.mark.slow  # a minute each: CI's second pass
 def test_an_interrupted_ray_job_resumes_with_only_the_missing_photos(cluster, folder, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "PYTHONUNBUFFERED": "1"}

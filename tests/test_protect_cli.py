@@ -124,6 +124,7 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr  # argparse usage error
 
 
+@pytest.mark.slow  # chapter 9 tests a batch against one by one too; this one the command and a bad photo
 def test_batch_searches_photos_together_with_the_same_results_and_a_bad_photo_fails_alone(tmp_path, capsys):
     "--batch 3: the faces of the next photos are searched with the current one's; verdicts as one by one, pixels within noise."
     d = tmp_path / "in"; d.mkdir()
