@@ -139,7 +139,7 @@ def main(argv=None) -> int:
 # %% ../nbs/90_bench.ipynb #1e7efb43
 def _throughput_args(p):
     p.add_argument("--preset", default="makeup", help="makeup (default), tiny or paper (paper: random weights at the paper's sizes)")
-    p.add_argument("--batch", type=int, default=4, help="faces searched together (the makeup preset; paper and tiny: in turn)")
+    p.add_argument("--batch", type=int, default=4, help="faces searched together (paper and tiny: each tuned on its own first)")
     p.add_argument("--faces", type=int, default=8, help="faces timed after the warm-up photo")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--steps", type=int, default=None, help="search steps per face (default: the preset's)")

@@ -213,8 +213,8 @@ class PhotoProtector:
         return out
 
     def _search(self, photos: list, batch: int) -> list:
-        "Each photo's batched search, or None for each where a photo searches alone (one face; a preset with a generator per face)."
-        if sum(len(fs) for _, fs in photos) < 2 or self.plan.cfg.renderer != "cosmetics": return [None] * len(photos)
+        "Each photo's batched search, or None for each where a photo searches alone (one face in all)."
+        if sum(len(fs) for _, fs in photos) < 2: return [None] * len(photos)
         kw = {k: v for k, v in self.settings.items() if k != "overwrite"}
         try: return search_photos(photos, self.plan.prompt, models=self.models, batch=batch, progress=False, **kw)
         except Exception: return [None] * len(photos)  # e.g. a face no makeup can be placed on: each photo alone, that one fails alone

@@ -488,7 +488,11 @@ class FaceModel(nn.Module):
     def embed(self, x, box=None, antialias: bool = True):
         "Embeddings [B,D] of aligned faces `x` [B,3,S,S] in [-1,1] (differentiable in `x`); `box`/`antialias` as in `view`."
         check_faces(x)
-        e = self.net(self.view(x.to(next(self.net.parameters()).device), box, antialias))
+        return self.embed_views(self.view(x, box, antialias))
+
+    def embed_views(self, v):
+        "Embeddings [B,D] of inputs already cut by `view` (several faces' views, each cut its own way, in one pass)."
+        e = self.net(v.to(next(self.net.parameters()).device))
         return e if self.metric == "euclidean" else F.normalize(e, dim=1)
 
     forward = embed

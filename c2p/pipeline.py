@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import gc
 import json
 import os
@@ -30,8 +31,8 @@ from .search import SearchConfig, adversarial_search, ensemble_members, match_ma
 # %% auto #0
 __all__ = ['PRESETS', 'RENDERERS', 'FR_MODELS', 'HELD_OUT_ONLY_PAPER', 'IMAGE_EXTS', 'EXIT_CODES', 'BENCH_WARMUP',
            'leave_one_out', 'ProtectConfig', 'Models', 'PixelOnly', 'split_models', 'load_models', 'FaceResult',
-           'protect_face', 'protect_faces_cosmetics', 'protect_face_cosmetics', 'ProtectResult', 'no_face_reason',
-           'parse_look', 'look_line', 'protect', 'search_photos', 'protect_photos', 'expand_inputs',
+           'protect_face', 'protect_faces_latent', 'protect_faces_cosmetics', 'protect_face_cosmetics', 'ProtectResult',
+           'no_face_reason', 'parse_look', 'look_line', 'protect', 'search_photos', 'protect_photos', 'expand_inputs',
            'skipped_subfolders', 'output_paths', 'output_stems', 'run_settings', 'recorded_settings',
            'describe_settings', 'settings_change', 'protect_files', 'planned_statuses', 'protect_job', 'earlier_output',
            'job_failed', 'check_target', 'validate_config', 'check_prompt', 'Job', 'Plan', 'preflight', 'face_verdicts',
@@ -260,7 +261,7 @@ class FaceResult:
     paste: object = None         # photo -> photo with this face protected (None: warp `protected` back with paste_back)
     look: object = None          # the makeup preset: the look this face got (covered parts' products dropped)
     occlusion: dict | None = None  # the makeup preset: what covers the face and which products were dropped (c2p.occlusion)
-    batch: int = 1               # faces searched together with this one (the makeup preset's batched search)
+    batch: int = 1               # faces searched together with this one (batched search)
 
 def protect_face(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *, target_face=None, callback=None,
                  progress: bool = True, index: int = 0, n_faces: int = 1, look=None) -> FaceResult:
@@ -268,10 +269,14 @@ def protect_face(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *
     if cfg.renderer == "cosmetics":
         return protect_face_cosmetics(models, cfg, image, face, makeup_loss, look=look, target_face=target_face,
                                       callback=callback, progress=progress, index=index, n_faces=n_faces)
+    return protect_faces_latent(models, cfg, [(image, face)], [makeup_loss], target_face=target_face, callback=callback,
+                                progress=progress, tags=[dict(face=index, n_faces=n_faces)])[0]
+
+def _prepare_latent(models: Models, cfg: ProtectConfig, image, face, callback, progress: bool, tags: dict) -> dict:
+    "Align one face, invert it to its pivot and tune a copy of the generator on it (pivotal tuning): where its search starts."
     from c2p.faces import align_face, pil_to_tensor
     from c2p.inversion import invert
     from c2p.finetuning import pivotal_tuning
-    tags = dict(face=index, n_faces=n_faces)
     timings, t = {}, time.perf_counter()
     aligned = align_face(image, face, size=cfg.size)
     x = pil_to_tensor(aligned.image).to(models.device)
@@ -288,18 +293,32 @@ def protect_face(models: Models, cfg: ProtectConfig, image, face, makeup_loss, *
     else:  # no tuning: search through a frozen copy of the base generator
         import copy
         tuned = copy.deepcopy(models.generator)
-    timings["tuning"] = time.perf_counter() - t; t = time.perf_counter()
+    timings["tuning"] = time.perf_counter() - t
     with torch.no_grad():  # the unprotected face as the search's composition draws it
         reconstruction = x.clone() if cfg.search.compose == "residual" else tuned(w_pivot).clamp(-1, 1)
-    result = adversarial_search(tuned, w_pivot, x, surrogates=models.surrogates, makeup_loss=makeup_loss, mode=cfg.mode,
-                                target_face=target_face, cfg=cfg.search, progress=progress,
-                                desc=f"face {index + 1}/{n_faces}", callback=_relay(callback, **tags))
-    timings["search"] = time.perf_counter() - t
-    del tuned  # the per-face generator is large at 1024 px: free it before the next face
+    return dict(face=face, aligned=aligned, x=x, w_pivot=w_pivot, tuned=tuned, reconstruction=reconstruction, timings=timings)
+
+def protect_faces_latent(models: Models, cfg: ProtectConfig, faces: list, makeup_losses, *, target_face=None,
+                         callback=None, progress: bool = True, tags: list | None = None) -> list:
+    "Protect several faces (`faces`: (image, face) pairs) with the paper/tiny method: each inverted and tuned on its own, then one batched search; a FaceResult each."
+    from c2p.search import adversarial_search_batch
+    tags = tags or [dict(face=i, n_faces=len(faces)) for i in range(len(faces))]
+    # one tuned generator per face, as the reference: tuning cannot share a batch, the search's FR models can
+    preps = [_prepare_latent(models, cfg, image, face, callback, progress, g) for (image, face), g in zip(faces, tags)]
+    t = time.perf_counter()
+    results = adversarial_search_batch([p["tuned"] for p in preps], [p["w_pivot"] for p in preps], [p["x"] for p in preps],
+                                       surrogates=models.surrogates, makeup_losses=makeup_losses, mode=cfg.mode,
+                                       target_face=target_face, cfg=cfg.search, progress=progress,
+                                       descs=[f"face {g['face'] + 1}/{g['n_faces']}" for g in tags],
+                                       callbacks=[_relay(callback, **g) for g in tags])
+    search_s = time.perf_counter() - t  # one batch: its time is shared by its faces
+    out = [FaceResult(index=g["face"], face=p["face"], aligned=p["aligned"], original=p["x"], reconstruction=p["reconstruction"],
+                      protected=r.image, search=r, timings={**p["timings"], "search": search_s / len(preps)}, batch=len(preps))
+           for g, p, r in zip(tags, preps, results)]
+    del preps, results  # the per-face generators are large at 1024 px: free them before the next faces
     gc.collect()
     if models.device.type == "cuda": torch.cuda.empty_cache()
-    return FaceResult(index=index, face=face, aligned=aligned, original=x, reconstruction=reconstruction,
-                      protected=result.image, search=result, timings=timings)
+    return out
 
 def _prepare_cosmetics(models: Models, cfg: ProtectConfig, image, face, look) -> dict:
     "Align one face, place the look's regions from its landmarks, and drop the products whose part of the face is covered."
@@ -455,6 +474,14 @@ def _makeup_loss(models: Models, cfg: ProtectConfig, prompt: str):
         models.clip, models.tokenizer, str(prompt).strip(),
         **_accepts(MakeupLoss, generator=torch.Generator().manual_seed(cfg.seed), kind=cfg.makeup_kind, templates=cfg.makeup_templates))
 
+def _makeup_losses(models: Models, cfg: ProtectConfig, prompt: str, n: int) -> list:
+    "One makeup loss per face, each with its own augmentation stream seeded alike (a face's result never depends on the others'); one text cache."
+    first = _makeup_loss(models, cfg, prompt)
+    if first is None: return [None] * n
+    more = [copy.copy(first) for _ in range(n - 1)]
+    for ml in more: ml.generator = torch.Generator().manual_seed(cfg.seed)
+    return [first] + more
+
 def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodging", target=None, device=None, seed: int = 0,
             callback=None, models: Models | None = None, progress: bool = True, faces=None, searched=None, **overrides) -> ProtectResult:
     "Protect every face of `photo` (path, bytes, PIL image or Photo) with makeup described by `prompt`; `faces`: found already (else detected here); `searched`: their FaceResults from a batch."
@@ -491,16 +518,16 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
             except LandmarkError as e: raise LandmarkError(f"face {i + 1} of {len(faces)}: {e}") from None
     target_face = _target_face(target, cfg, models.device) if cfg.mode == "impersonation" else None
     timings["detect"] = time.perf_counter() - t
-    makeup_loss = _makeup_loss(models, cfg, prompt)
+    makeup_losses = _makeup_losses(models, cfg, prompt, len(faces))
     members = ensemble_members(models.judges)
     thresholds = {k: threshold_of(m, cfg.far) for k, m in members.items()}
     results, reports, out = [], [], image.copy()
     if searched is None and cfg.renderer == "cosmetics":  # the makeup preset: all faces of the photo in one batched search
-        searched = protect_faces_cosmetics(models, cfg, [(image, f) for f in faces], [makeup_loss] * len(faces),
+        searched = protect_faces_cosmetics(models, cfg, [(image, f) for f in faces], makeup_losses,
                                            looks=[look] * len(faces), target_face=target_face, callback=callback, progress=progress)
     for i, face in enumerate(faces):
         fr = searched[i] if searched is not None else protect_face(
-            models, cfg, image, face, makeup_loss, target_face=target_face, callback=callback, progress=progress, index=i,
+            models, cfg, image, face, makeup_losses[i], target_face=target_face, callback=callback, progress=progress, index=i,
             n_faces=len(faces), look=look)
         t = time.perf_counter()
         out = fr.paste(out) if fr.paste is not None else paste_back(out, fr.aligned, fr.protected[0].cpu(), **_accepts(paste_back, feather=cfg.feather) if cfg.feather is not None else {})
@@ -538,35 +565,32 @@ def protect(photo, prompt: str, *, preset: str | None = None, mode: str = "dodgi
 
 def search_photos(photos: list, prompt: str, *, models: Models, batch: int = 8, mode: str = "dodging", target=None,
                   seed: int = 0, callback=None, progress: bool = True, **overrides) -> list:
-    "The makeup search of every face of `photos` ((image, faces) pairs), `batch` faces at a time: a list of FaceResults per photo."
+    "The search of every face of `photos` ((image, faces) pairs), `batch` faces at a time: a list of FaceResults per photo (paper/tiny: each face tuned on its own first)."
     if batch < 1: raise InputError(f"batch must be 1 or more, got {batch}")
     cfg = models.config.override(seed=seed, mode=mode, **overrides)
-    if cfg.renderer != "cosmetics":
-        raise InputError(f"batched search is the makeup preset's; {cfg.preset!r} searches each face with its own tuned generator")
     batched = split_models(models, cfg)
     look = parse_look(prompt, cfg)
     target_face = _target_face(target, cfg, models.device) if cfg.mode == "impersonation" else None
-    makeup_loss = _makeup_loss(models, cfg, prompt)
     seed_everything(cfg.seed)
     todo = [(k, i) for k, (_, fs) in enumerate(photos) for i in range(len(fs))]
     searched = {}
     for a in tqdm(range(0, len(todo), batch), desc=f"batches of {batch} faces", disable=not progress, leave=False):
         part = todo[a:a + batch]
-        frs = protect_faces_cosmetics(batched, cfg, [(photos[k][0], photos[k][1][i]) for k, i in part], [makeup_loss] * len(part),
-                                      looks=[look] * len(part), target_face=target_face, callback=callback, progress=False,
-                                      tags=[dict(face=i, n_faces=len(photos[k][1])) for k, i in part])
+        faces, tags = [(photos[k][0], photos[k][1][i]) for k, i in part], [dict(face=i, n_faces=len(photos[k][1])) for k, i in part]
+        losses = _makeup_losses(models, cfg, prompt, len(part))
+        frs = (protect_faces_cosmetics(batched, cfg, faces, losses, looks=[look] * len(part), target_face=target_face,
+                                       callback=callback, progress=False, tags=tags) if cfg.renderer == "cosmetics" else
+               protect_faces_latent(batched, cfg, faces, losses, target_face=target_face, callback=callback, progress=False, tags=tags))
         searched.update(zip(part, frs))
     return [[searched[(k, i)] for i in range(len(fs))] for k, (_, fs) in enumerate(photos)]
 
 def protect_photos(photos, prompt: str, *, models: Models, batch: int = 8, mode: str = "dodging", target=None, seed: int = 0,
                    callback=None, progress: bool = True, **overrides) -> list:
-    "Protect several photos with the makeup search run on `batch` faces at a time (of one photo or several); a ProtectResult each."
+    "Protect several photos with the search run on `batch` faces at a time (of one photo or several); a ProtectResult each."
     if batch < 1: raise InputError(f"batch must be 1 or more, got {batch}")
     srcs = [_load(p, "photo") for p in photos]
     found = [_faces_of(s.image, models.config, models.device, "photo") for s in srcs]
     kw = dict(mode=mode, target=target, seed=seed, **overrides)
-    if models.config.override(**overrides).renderer != "cosmetics":  # paper/tiny: each face its own tuned generator, in turn
-        return [protect(s, prompt, models=models, faces=f, callback=callback, progress=progress, **kw) for s, f in zip(srcs, found)]
     searched = search_photos([(s.image, f) for s, f in zip(srcs, found)], prompt, models=models, batch=batch,
                              callback=callback, progress=progress, **kw)
     return [protect(s, prompt, models=models, faces=f, searched=fr, progress=False, **kw) for s, f, fr in zip(srcs, found, searched)]
@@ -697,7 +721,7 @@ def protect_files(paths, out_dir, prompt: str, *, preset: str | None = None, mod
                   seed: int = 0, overwrite: bool = False, no_overwrite: bool = False, models: Models | None = None,
                   callback=None, progress: bool = True, log=print, wait_s: float = 0.5, on_result=None,
                   recursive: bool = False, batch: int = 1, **overrides) -> list[dict]:
-    "Protect every photo of `paths` (files or folders) into `out_dir`; one status dict per photo (`protected`: every face?); `on_result` gets each; `batch`: faces searched together (makeup preset)."
+    "Protect every photo of `paths` (files or folders) into `out_dir`; one status dict per photo (`protected`: every face?); `on_result` gets each; `batch`: faces searched together."
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise InputError(f"--batch must be a whole number, 1 or more (got {batch!r})")
     plan = preflight(paths, out_dir, prompt, preset=preset, mode=mode, target=target, device=device, seed=seed,
@@ -822,7 +846,7 @@ def _protect_jobs(todo, statuses, out_dir, cfg, plan, mode, target, device, seed
                 if models is None:
                     models = load_models(cfg, device)
                 bar.set_postfix_str(job.path.name)
-                if searched is None and batch > 1 and cfg.renderer == "cosmetics":
+                if searched is None and batch > 1:
                     searched = _search_ahead(job, photo, faces, queue, ahead, batch, cfg, models, plan.prompt,
                                              dict(mode=mode, target=target, seed=seed, **overrides))
                 protect_job(job, st, plan, models, photo=photo, faces=faces, mode=mode, target=target, seed=seed,
@@ -1108,9 +1132,9 @@ def add_command(subparsers):
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object per photo on stdout (for scripts) instead of its result line")
     p.add_argument("--recursive", action="store_true", help="also protect the photos in sub-folders of the folders given")
-    p.add_argument("--batch", type=int, default=1, help="makeup preset: faces searched together, of one photo or the next "
-                   "ones (with --engine ray: the photos an actor takes at a time; default 1; more pays on a GPU; the "
-                   "results are the same up to float noise)")
+    p.add_argument("--batch", type=int, default=1, help="faces searched together, of one photo or the next ones (with "
+                   "--engine ray: the photos an actor takes at a time; paper/tiny: each face still tuned on its own first; "
+                   "default 1; more pays on a GPU; the results are the same up to float noise)")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="local (default): one photo after another in this "
                    "process; ray: on a Ray cluster, faces found on CPU workers and protected by actors that hold the models "
                    "(pip install 'c2p[ray]'; see c2p.engines)")

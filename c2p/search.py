@@ -18,7 +18,8 @@ from .identity import identity_score, latent_loss
 
 # %% auto #0
 __all__ = ['SearchConfig', 'parse_layers', 'ensemble_members', 'threshold_of', 'is_distance', 'match_margin', 'pair_scores',
-           'SearchResult', 'augment', 'adversarial_loss', 'fixed_noise', 'set_noise_strength', 'adversarial_search']
+           'SearchResult', 'augment', 'adversarial_loss', 'fixed_noise', 'set_noise_strength', 'LatentJob',
+           'adversarial_search', 'adversarial_search_batch']
 
 # %% ../nbs/08_search.ipynb #7b3e5f72
 @dataclass
@@ -154,6 +155,17 @@ def _embed(ensemble, x, box=None, antialias: bool = True):
         return ensemble.embed_all(x)  # c2p's default view: works with any ensemble-like object
     return ensemble.embed_all(x, box=box, antialias=antialias)
 
+def _embed_many(ensemble, xs: list, boxes: list, antialias: bool = True) -> list:
+    "Embeddings of several faces' batches `xs` in one pass per surrogate (batch i cut with `boxes[i]`): a {name: [B_i,D]} each."
+    if len(xs) == 1: return [_embed(ensemble, xs[0], boxes[0], antialias)]
+    if all(b is None for b in boxes):
+        embs = _embed(ensemble, torch.cat(xs), None, antialias)
+    else:  # each face its own box: cut every face's views first, then one forward per model
+        embs = {k: m.embed_views(torch.cat([m.view(x, b, antialias) for x, b in zip(xs, boxes)]))
+                for k, m in ensemble_members(ensemble).items()}
+    sizes = [x.shape[0] for x in xs]
+    return [dict(zip(embs, parts)) for parts in zip(*(e.split(sizes) for e in embs.values()))]
+
 def adversarial_loss(ensemble, embs: dict, ref_embs: dict, mode: str, form: str = "mean"):
     "The adversarial term over surrogates, lower = more successful: 'mean' of -/+score, or the reference's 'sum' of (1 - cos)."
     terms = []
@@ -164,7 +176,10 @@ def adversarial_loss(ensemble, embs: dict, ref_embs: dict, mode: str, form: str 
             continue
         if form != "mean":
             raise InputError(f"unknown adversarial form {form!r}: use 'mean' or 'sum'")
-        s = m.similarity(embs[name], ref_embs[name].expand_as(embs[name]))
+        if is_distance(m):  # smoothed at 0: at the reference itself (the first step's clean face) the plain distance's
+            s = ((embs[name] - ref_embs[name]).square().sum(-1) + 1e-6).sqrt()  # gradient is float noise, not a direction
+        else:
+            s = m.similarity(embs[name], ref_embs[name].expand_as(embs[name]))
         # push the score to the 'different person' side (dodging) or the 'same person' side (impersonation)
         sign = (1.0 if mode == "dodging" else -1.0) * (-1.0 if is_distance(m) else 1.0)
         terms.append(sign * s.mean())
@@ -187,20 +202,46 @@ def _noise_params(noise, max_res: int):
     return [n for n in noise if n is not None and n.shape[-1] < max_res]
 
 # %% ../nbs/08_search.ipynb #b7aa8e91
-def adversarial_search(generator, w_pivot, source_face, *, surrogates, makeup_loss=None, mode: str | None = None,
-                       target_face=None, cfg: SearchConfig | None = None, callback=None, noise=None,
-                       progress: bool = True, desc: str = "search", fr_box=None, target_box=None,
-                       objective_hook=None) -> SearchResult:
-    "Optimise the fine W+ layers (and optionally noise) of the tuned `generator` from `w_pivot` to fool `surrogates`."
-    cfg = cfg or SearchConfig()
-    mode = mode or cfg.mode
+@dataclass
+class LatentJob:
+    "One face's search in a batch: its tuned generator and pivot, the moving offset and noise, optimiser, references, record."
+    generator: object
+    w0: torch.Tensor               # the pivot [1, n_latent, style_dim]
+    moving: torch.Tensor           # [n_latent] bool: the layers the search moves
+    layers: list
+    delta: torch.Tensor            # the offset added to the moving layers (optimised)
+    noise: list                    # per-layer noise maps (optimised when `optimise_noise`)
+    opt: torch.optim.Optimizer
+    gen: torch.Generator           # this face's own EOT randomness: its result does not depend on the batch
+    render: object                 # generator output -> the face CLIP and FR see (compose, clamp)
+    x0: torch.Tensor               # the makeup loss's "before": the reconstruction at the pivot
+    box: tuple | None              # FR crop of this face's views (None: each model's own view)
+    ref_box: tuple | None
+    ref_embs: dict                 # reference embeddings (source: dodging; target: impersonation)
+    makeup_loss: object = None
+    callback: object = None
+    bar: object = None
+    t0: float = 0.0
+    history: list = field(default_factory=list)
+    stopped: bool = False
+
+def _check_search(cfg: SearchConfig, mode: str, target_face) -> None:
     if mode not in ("dodging", "impersonation"):
         raise InputError(f"unknown mode {mode!r}: use dodging or impersonation")
     if mode == "impersonation" and target_face is None:
         raise InputError("impersonation needs a target face (a photo of the person to be taken for)")
+    if cfg.compose not in ("generator", "residual"):
+        raise InputError(f"unknown compose {cfg.compose!r}: use generator or residual")
+    if cfg.fr_crop not in ("fixed", "source_box"):
+        raise InputError(f"unknown fr_crop {cfg.fr_crop!r}: use fixed or source_box")
+    if cfg.adv_form not in ("mean", "sum"):
+        raise InputError(f"unknown adv_form {cfg.adv_form!r}: use mean or sum")
+
+def _latent_job(generator, w_pivot, source_face, surrogates, makeup_loss, mode, target_face, cfg: SearchConfig, callback,
+                noise, bar, fr_box=None, target_box=None) -> LatentJob:
+    "One face's search, set up: the moving layers and noise, its optimiser, its render and its reference embeddings."
     t0 = time.perf_counter()
     dev = w_pivot.device
-    gen = torch.Generator().manual_seed(cfg.seed)
     generator.eval()
     for p in generator.parameters(): p.requires_grad_(False)
     w0 = w_pivot.detach().to(dev)
@@ -215,15 +256,6 @@ def adversarial_search(generator, w_pivot, source_face, *, surrogates, makeup_lo
         params = _noise_params(noise, cfg.noise_max_res)
         for n in params: n.requires_grad_(True)
         if params: groups.append({"params": params, "lr": cfg.noise_lr or cfg.lr})
-    opt = torch.optim.Adam(groups)
-    members = ensemble_members(surrogates)
-    thresholds = {k: threshold_of(m, cfg.far) for k, m in members.items()}
-    if cfg.compose not in ("generator", "residual"):
-        raise InputError(f"unknown compose {cfg.compose!r}: use generator or residual")
-    if cfg.fr_crop not in ("fixed", "source_box"):
-        raise InputError(f"unknown fr_crop {cfg.fr_crop!r}: use fixed or source_box")
-    if cfg.adv_form not in ("mean", "sum"):
-        raise InputError(f"unknown adv_form {cfg.adv_form!r}: use mean or sum")
     source = source_face.to(dev)
     with torch.no_grad():
         recon = generator(w0, noise=noise)  # the tuned generator's reconstruction at the pivot
@@ -232,56 +264,115 @@ def adversarial_search(generator, w_pivot, source_face, *, surrogates, makeup_lo
     # residual: keep the photo's own pixels and add only what the search changes (for generators that reconstruct poorly)
     draw = (lambda y: source + (y - recon)) if cfg.compose == "residual" else (lambda y: y)
     render = (lambda y: draw(y).clamp(-1, 1)) if cfg.clamp else draw  # clamped: what CLIP and FR see is a real image
-    x0 = render(recon)  # the makeup loss's "before"
     box = ref_box = None  # None: every model cuts its own view (FR_BOX, dlib's chip)
     if cfg.fr_crop == "source_box":  # the reference: one MTCNN box of the source face cuts every FR input
         from c2p.face_models import mtcnn_box
         box = tuple(fr_box) if fr_box is not None else mtcnn_box(source)
         ref_box = box if mode == "dodging" else tuple(target_box) if target_box is not None else mtcnn_box(target_face)
-    aa = cfg.fr_antialias
     with torch.no_grad():
         ref = source if mode == "dodging" else target_face.to(dev)
-        ref_embs = {k: v.detach() for k, v in _embed(surrogates, ref, ref_box, aa).items()}
-    history, stopped = [], False
-    bar = tqdm(range(cfg.steps), desc=desc, leave=False, disable=not progress)
-    w = w0
-    for step in bar:
+        ref_embs = {k: v.detach() for k, v in _embed(surrogates, ref, ref_box, cfg.fr_antialias).items()}
+    return LatentJob(generator=generator, w0=w0, moving=moving, layers=layers, delta=delta, noise=noise,
+                     opt=torch.optim.Adam(groups), gen=torch.Generator().manual_seed(cfg.seed), render=render,
+                     x0=render(recon), box=box, ref_box=ref_box, ref_embs=ref_embs, makeup_loss=makeup_loss,
+                     callback=callback, bar=bar, t0=t0)
+
+def _latent_loop(jobs: list, surrogates, cfg: SearchConfig, mode: str, objective_hook=None) -> None:
+    "Adam steps on every job's W+ offset (and noise), one FR batch per step, until each face is past the early-stop margin."
+    members = ensemble_members(surrogates)
+    active = list(range(len(jobs)))
+    for step in range(cfg.steps):
+        if not active: break
         t_step = time.perf_counter()
-        w = torch.where(moving[None, :, None], w0 + delta, w0)
-        x = render(generator(w, noise=noise))
-        batch = torch.cat([x] + [augment(x, gen, cfg) for _ in range(cfg.eot_samples)])
-        embs = _embed(surrogates, batch, box, aa)
-        adv = adversarial_loss(surrogates, embs, ref_embs, mode, cfg.adv_form)
-        clip = makeup_loss(x0, x) if makeup_loss is not None and cfg.lambda_clip else x.new_zeros(())
-        lat = latent_loss(w, w0, layers)
-        total = cfg.lambda_adv * adv + cfg.lambda_clip * clip + cfg.lambda_lat * lat
-        scores = pair_scores(surrogates, {k: v.detach() for k, v in embs.items()}, ref_embs)
-        margins = {k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}
-        rec = dict(step=step, loss=total.item(), adv=adv.item(), clip=clip.item(), lat=lat.item(),
-                   scores=scores, margins=margins)
-        history.append(rec)
-        bar.set_postfix(adv=f"{rec['adv']:.3f}", clip=f"{rec['clip']:.3f}")
-        if callback is not None:  # also the live face and the losses in one dict, for previews and progress widgets
-            callback({**rec, "stage": "search", "total": cfg.steps, "image": x.detach(),
-                      "losses": {k: rec[k] for k in ("loss", "adv", "clip", "lat")}})
-        if cfg.early_stop_margin is not None and all(
-                (m < -cfg.early_stop_margin) if mode == "dodging" else (m > cfg.early_stop_margin) for m in margins.values()):
-            stopped = True  # this step's face already fools every surrogate: keep it
-            break
-        if objective_hook is not None:  # the live objective and variables, before the update (for replays and checks)
-            objective_hook(step, total, w, noise)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-        rec["seconds"] = time.perf_counter() - t_step  # forward, backward and update of this step
+        ws, xs, views = {}, {}, []
+        for i in active:
+            j = jobs[i]
+            w = ws[i] = torch.where(j.moving[None, :, None], j.w0 + j.delta, j.w0)
+            x = xs[i] = j.render(j.generator(w, noise=j.noise))  # each face through its own tuned generator
+            views.append(torch.cat([x] + [augment(x, j.gen, cfg) for _ in range(cfg.eot_samples)]))
+        embs_each = _embed_many(surrogates, views, [jobs[i].box for i in active], cfg.fr_antialias)
+        total, going = 0, []
+        for i, embs in zip(active, embs_each):
+            j, x, w = jobs[i], xs[i], ws[i]
+            adv = adversarial_loss(surrogates, embs, j.ref_embs, mode, cfg.adv_form)
+            clip = j.makeup_loss(j.x0, x) if j.makeup_loss is not None and cfg.lambda_clip else x.new_zeros(())
+            lat = latent_loss(w, j.w0, j.layers)
+            loss = cfg.lambda_adv * adv + cfg.lambda_clip * clip + cfg.lambda_lat * lat
+            scores = pair_scores(surrogates, {k: v.detach() for k, v in embs.items()}, j.ref_embs)
+            margins = {k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}
+            rec = dict(step=step, loss=loss.item(), adv=adv.item(), clip=clip.item(), lat=lat.item(),
+                       scores=scores, margins=margins)
+            j.history.append(rec)
+            if j.bar is not None:
+                j.bar.update(1); j.bar.set_postfix(adv=f"{rec['adv']:.3f}", clip=f"{rec['clip']:.3f}")
+            if j.callback is not None:  # also the live face and the losses in one dict, for previews and progress widgets
+                j.callback({**rec, "stage": "search", "total": cfg.steps, "image": x.detach(),
+                            "losses": {k: rec[k] for k in ("loss", "adv", "clip", "lat")}})
+            if cfg.early_stop_margin is not None and all(
+                    (m < -cfg.early_stop_margin) if mode == "dodging" else (m > cfg.early_stop_margin) for m in margins.values()):
+                j.stopped = True  # this step's face already fools every surrogate: keep it, and it costs nothing more
+                continue
+            if objective_hook is not None:  # the live objective and variables, before the update (for replays and checks)
+                objective_hook(step, loss, w, j.noise)
+            total = total + loss
+            going.append(i)
+        for i in going: jobs[i].opt.zero_grad(set_to_none=True)
+        if going: total.backward()  # the faces' variables are disjoint: each gets its own face's gradient
+        for i in going: jobs[i].opt.step()
+        for i in going: jobs[i].history[-1]["seconds"] = time.perf_counter() - t_step  # the batch's step (forward, backward, update)
+        active = going
+
+def _latent_results(jobs: list, surrogates, cfg: SearchConfig, mode: str) -> list:
+    "Each job's final face (from its last offset), scores and margins, as a `SearchResult`."
+    members = ensemble_members(surrogates)
+    thresholds = {k: threshold_of(m, cfg.far) for k, m in members.items()}
     with torch.no_grad():
-        w = torch.where(moving[None, :, None], w0 + delta, w0).detach()
-        noise = [n.detach() if n is not None else None for n in noise]
-        image = render(generator(w, noise=noise)).clamp(-1, 1)
-        scores = pair_scores(surrogates, _embed(surrogates, image, box, aa), ref_embs)
-    margins = {k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}
-    bar.close()
-    return SearchResult(image=image, w_plus=w, noise=noise, history=history, scores=scores,
-                        reference="source" if mode == "dodging" else "target", mode=mode, thresholds=thresholds,
-                        margins=margins, stopped_early=stopped, seconds=time.perf_counter() - t0,
-                        fr_box=box, ref_box=ref_box, fr_antialias=aa)
+        finals = []
+        for j in jobs:
+            w = torch.where(j.moving[None, :, None], j.w0 + j.delta, j.w0).detach()
+            noise = [n.detach() if n is not None else None for n in j.noise]
+            finals.append((w, noise, j.render(j.generator(w, noise=noise)).clamp(-1, 1)))
+        embs_each = _embed_many(surrogates, [f[2] for f in finals], [j.box for j in jobs], cfg.fr_antialias)
+    out = []
+    for j, (w, noise, image), embs in zip(jobs, finals, embs_each):
+        scores = pair_scores(surrogates, embs, j.ref_embs)
+        margins = {k: match_margin(members[k], s, cfg.far) for k, s in scores.items()}
+        if j.bar is not None: j.bar.close()
+        out.append(SearchResult(image=image, w_plus=w, noise=noise, history=j.history, scores=scores,
+                                reference="source" if mode == "dodging" else "target", mode=mode, thresholds=thresholds,
+                                margins=margins, stopped_early=j.stopped, seconds=time.perf_counter() - j.t0,
+                                fr_box=j.box, ref_box=j.ref_box, fr_antialias=cfg.fr_antialias))
+    return out
+
+def adversarial_search(generator, w_pivot, source_face, *, surrogates, makeup_loss=None, mode: str | None = None,
+                       target_face=None, cfg: SearchConfig | None = None, callback=None, noise=None,
+                       progress: bool = True, desc: str = "search", fr_box=None, target_box=None,
+                       objective_hook=None) -> SearchResult:
+    "Optimise the fine W+ layers (and optionally noise) of the tuned `generator` from `w_pivot` to fool `surrogates`."
+    cfg = cfg or SearchConfig()
+    mode = mode or cfg.mode
+    _check_search(cfg, mode, target_face)
+    bar = tqdm(total=cfg.steps, desc=desc, leave=False, disable=not progress)
+    job = _latent_job(generator, w_pivot, source_face, surrogates, makeup_loss, mode, target_face, cfg, callback, noise, bar,
+                      fr_box, target_box)
+    _latent_loop([job], surrogates, cfg, mode, objective_hook)
+    return _latent_results([job], surrogates, cfg, mode)[0]
+
+def adversarial_search_batch(generators: list, w_pivots: list, source_faces: list, *, surrogates, makeup_losses=None,
+                             mode: str | None = None, target_face=None, cfg: SearchConfig | None = None, callbacks=None,
+                             progress: bool = True, descs=None, fr_boxes=None, target_box=None) -> list:
+    "`adversarial_search` of several faces at once, each with its own tuned generator and pivot, one FR batch per step; a `SearchResult` each."
+    cfg = cfg or SearchConfig()
+    mode = mode or cfg.mode
+    _check_search(cfg, mode, target_face)
+    n = len(generators)
+    if not (n == len(w_pivots) == len(source_faces)):
+        raise InputError(f"{n} generators, {len(w_pivots)} pivots and {len(source_faces)} faces: one of each per face")
+    makeup_losses, callbacks = makeup_losses or [None] * n, callbacks or [None] * n
+    descs, fr_boxes = descs or [f"search {i + 1}/{n}" for i in range(n)], fr_boxes or [None] * n
+    jobs = [_latent_job(g, w, x, surrogates, ml, mode, target_face, cfg, cb, None,
+                        tqdm(total=cfg.steps, desc=d, leave=False, disable=not progress), b, target_box)
+            for g, w, x, ml, cb, d, b in zip(generators, w_pivots, source_faces, makeup_losses, callbacks, descs, fr_boxes)]
+    _latent_loop(jobs, surrogates, cfg, mode)
+    return _latent_results(jobs, surrogates, cfg, mode)
+

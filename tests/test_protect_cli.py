@@ -124,6 +124,23 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr  # argparse usage error
 
 
+def test_batch_on_the_tiny_preset_searches_two_photos_faces_through_their_own_generators(tmp_path, capsys):
+    "--preset tiny --batch 2: each face tuned on its own, the two searched together; the verdicts of one by one."
+    d = tmp_path / "in"; d.mkdir()
+    shutil.copy(KIT, d / "a_biden.jpg"); shutil.copy(OBAMA, d / "b_obama.jpg")
+    argv = ["--prompt", "red lipstick", "--preset", "tiny", "--steps", "4", "--pti-steps", "2", "--quiet"]
+    outs = {}
+    for b in ("1", "2"):
+        code, out, err = run([str(d), "--out", str(tmp_path / b), *argv, "--batch", b], capsys)
+        assert code in (0, 3), err
+        outs[b] = sorted(l.replace(str(tmp_path / b), "OUT").split(" (attacked")[0] for l in out.splitlines() if " -> " in l)
+    assert outs["1"] == outs["2"] and len(outs["2"]) == 2, outs
+    for name in ("a_biden", "b_obama"):
+        r1, r2 = (json.loads((tmp_path / b / f"{name}_report.json").read_text())["faces"][0] for b in ("1", "2"))
+        assert (r1["search_batch"], r2["search_batch"]) == (1, 2) and r1["protected"] == r2["protected"]
+        assert abs(r1["scores_after"]["dlib"] - r2["scores_after"]["dlib"]) < 0.01
+
+
 @pytest.mark.slow  # chapter 9 tests a batch against one by one too; this one the command and a bad photo
 def test_batch_searches_photos_together_with_the_same_results_and_a_bad_photo_fails_alone(tmp_path, capsys):
     "--batch 3: the faces of the next photos are searched with the current one's; verdicts as one by one, pixels within noise."
