@@ -147,6 +147,7 @@ def _throughput_args(p):
     p.add_argument("--prompt", default="red lipstick")
     p.add_argument("--photo", help="a photo with a face (default: the shipped portraits, in turn)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: all cores)")
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default=None, help="the networks' arithmetic (default fp32)")
 
 def bench_throughput(args) -> int:
     "Protect a warm-up photo untimed, then `--faces` faces searched `--batch` at a time; print faces per minute last."
@@ -154,7 +155,7 @@ def bench_throughput(args) -> int:
     from c2p.faces import sample_photo
     from c2p.pipeline import ProtectConfig, _faces_of, _load, load_models, protect_photos
     if args.threads: torch.set_num_threads(args.threads)
-    over = {k: v for k, v in dict(steps=args.steps, pti_steps=args.pti_steps).items() if v is not None}
+    over = {k: v for k, v in dict(steps=args.steps, pti_steps=args.pti_steps, precision=args.precision).items() if v is not None}
     try:
         if args.batch < 1: raise C2PError(f"--batch must be 1 or more, got {args.batch}")
         if args.faces < 1: raise C2PError(f"--faces must be 1 or more, got {args.faces}")
@@ -182,7 +183,8 @@ def bench_throughput(args) -> int:
     threads = "" if cuda else f" ({torch.get_num_threads()} threads)"
     print(f"{args.preset} on {models.device}{threads}: warm-up photo {warm:.1f} s (not timed); {n} faces timed in batches of "
           f"{args.batch}: {total:.1f} s, {total / n:.1f} s per face, {min(steps)}-{max(steps)} search steps{mem}", flush=True)
-    print(f"throughput {args.preset} batch {args.batch} on {models.device}: {fpm:.2f} faces per minute")
+    print(f"throughput {args.preset} batch {args.batch}{' ' + args.precision if args.precision else ''} on {models.device}: "
+          f"{fpm:.2f} faces per minute")
     return 0
 
 COMMANDS["throughput"] = (bench_throughput, _throughput_args, "faces per minute of a preset, timed after a warm-up photo")

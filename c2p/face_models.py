@@ -479,6 +479,7 @@ class FaceModel(nn.Module):
 
     def view(self, x, box=None, antialias: bool = True):
         "The model's input cut from aligned faces `x`: dlib's chip, or pixel `box` (else `FR_BOX`) resized to its size."
+        x = x.float()  # cut and resized in float32 even under bf16 autocast (antialiased resizing has no bfloat16 kernel)
         if self.name == "dlib":  # dlib's chip is its own alignment: a face box does not apply
             return (dlib_chip(x, self.input_size) + 1) * 127.5  # dlib takes 0..255 pixels
         if box is not None:
@@ -550,8 +551,10 @@ def mtcnn_box(face, device=None) -> tuple:
     from c2p.core import NoFaceError
     from c2p.faces import create_detector, tensor_to_pil
     img = face if isinstance(face, Image.Image) else tensor_to_pil(check_faces(face)[:1])
-    with torch.no_grad():
-        boxes, probs = create_detector(device, 20).detect(img)  # 20 px: MTCNN's default smallest face, as the reference
+    det = create_detector(device, 20)  # 20 px: MTCNN's default smallest face, as the reference
+    dev = next(det.parameters()).device
+    with torch.no_grad(), torch.autocast(dev.type, enabled=False):  # a detection in float32, even inside bf16 autocast
+        boxes, probs = det.detect(img)
     if boxes is None or len(boxes) == 0:
         raise NoFaceError("MTCNN finds no face in the aligned face, so its face-recognition crop cannot be taken")
     return tuple(float(v) for v in boxes[int(np.argmax(np.asarray(probs, dtype=np.float64)))])

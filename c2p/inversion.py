@@ -120,6 +120,7 @@ class Encoder4Editing(nn.Module):
 def resize(x, size: int):
     "Resize image batches to `size` x `size` (antialiased when shrinking); a no-op when already that size."
     if x.shape[-2:] == (size, size): return x
+    x = x.float()  # float32 even under bf16 autocast (antialiased resizing has no bfloat16 kernel)
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < x.shape[-1])
 
 # %% ../nbs/03_inversion.ipynb #d77a286f

@@ -136,6 +136,7 @@ def load_clip(cfg: ClipConfig | None = None, device=None, cache_dir=None, path=N
 # %% ../nbs/05_clip_makeup.ipynb #391de96c
 def clip_preprocess(x: torch.Tensor, size: int = 224) -> torch.Tensor:
     "Images `[B,3,H,W]` in [-1,1] -> CLIP input: [0,1], shorter side to `size` (bicubic, antialiased), centre crop, mean/std."
+    x = x.float()  # resized in float32 even under bf16 autocast (antialiased resizing has no bfloat16 kernel)
     from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
     if x.ndim != 4 or x.shape[1] != 3:
         raise InputError(f"expected images [B,3,H,W], got shape {tuple(x.shape)}")
@@ -345,6 +346,7 @@ def jpeg_approx(x: torch.Tensor, quality: int = 75, subsample: bool = True, roun
 # %% ../nbs/05_clip_makeup.ipynb #275cd40e
 def random_resize(x: torch.Tensor, generator: torch.Generator | None = None, scale=(0.5, 1.0)) -> torch.Tensor:
     "Downscale `[B,C,H,W]` by a random factor in `scale` (antialiased) and back up to H x W (bilinear): a lossy resave."
+    x = x.float()  # float32 even under bf16 autocast (antialiased resizing has no bfloat16 kernel)
     H, W = x.shape[-2:]
     s = scale[0] + (scale[1] - scale[0]) * _rand((1,), generator).item()
     h, w = max(8, round(H * s)), max(8, round(W * s))

@@ -29,11 +29,11 @@ from .cosmetics import CosmeticsConfig, strength_name, strength_value
 from .search import SearchConfig, adversarial_search, ensemble_members, match_margin, set_noise_strength, pair_scores, parse_layers, threshold_of
 
 # %% auto #0
-__all__ = ['PRESETS', 'RENDERERS', 'FR_MODELS', 'HELD_OUT_ONLY_PAPER', 'IMAGE_EXTS', 'EXIT_CODES', 'BENCH_WARMUP',
-           'leave_one_out', 'ProtectConfig', 'Models', 'PixelOnly', 'split_models', 'load_models', 'FaceResult',
-           'protect_face', 'protect_faces_latent', 'protect_faces_cosmetics', 'protect_face_cosmetics', 'ProtectResult',
-           'no_face_reason', 'parse_look', 'look_line', 'protect', 'search_photos', 'protect_photos', 'expand_inputs',
-           'skipped_subfolders', 'output_paths', 'output_stems', 'run_settings', 'recorded_settings',
+__all__ = ['PRESETS', 'RENDERERS', 'FR_MODELS', 'HELD_OUT_ONLY_PAPER', 'PRECISIONS', 'IMAGE_EXTS', 'EXIT_CODES', 'BENCH_WARMUP',
+           'leave_one_out', 'ProtectConfig', 'precision_context', 'Models', 'PixelOnly', 'split_models', 'load_models',
+           'FaceResult', 'protect_face', 'protect_faces_latent', 'protect_faces_cosmetics', 'protect_face_cosmetics',
+           'ProtectResult', 'no_face_reason', 'parse_look', 'look_line', 'protect', 'search_photos', 'protect_photos',
+           'expand_inputs', 'skipped_subfolders', 'output_paths', 'output_stems', 'run_settings', 'recorded_settings',
            'describe_settings', 'settings_change', 'protect_files', 'planned_statuses', 'protect_job', 'earlier_output',
            'job_failed', 'check_target', 'validate_config', 'check_prompt', 'Job', 'Plan', 'preflight', 'face_verdicts',
            'add_command', 'run_protect', 'steady_step', 'bench_protect_args', 'bench_protect', 'run_bench_protect']
@@ -77,6 +77,7 @@ class ProtectConfig:
     mode: str = "dodging"
     makeup_kind: str = "directional"   # CLIP makeup loss: 'directional' (the paper's equation) or 'nce' (its released code)
     makeup_templates: str = "c2p"      # prompt templates: 'c2p' (12 photo templates) or 'imagenet' (the released code's 79)
+    precision: str = "fp32"            # 'fp32'; 'tf32': TF32 matmuls/convolutions (NVIDIA GPUs); 'bf16': bfloat16 autocast
     search: SearchConfig = field(default_factory=SearchConfig)
     cosmetics: CosmeticsConfig = field(default_factory=CosmeticsConfig)
 
@@ -130,11 +131,31 @@ class ProtectConfig:
             raise InputError(f"unknown renderer {out.renderer!r}: use {' or '.join(RENDERERS)}")
         if out.mode not in ("dodging", "impersonation"):
             raise InputError(f"unknown mode {out.mode!r}: use dodging or impersonation")
+        if out.precision not in PRECISIONS:
+            raise InputError(f"unknown precision {out.precision!r}: use {', '.join(PRECISIONS)}")
         return out
 
     def settings(self) -> dict:
         "The settings as plain JSON-able values (for reports)."
         return json.loads(json.dumps(asdict(self), default=str))
+
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+@contextlib.contextmanager
+def precision_context(precision: str, device):
+    "Run the networks inside in `precision`: 'fp32' as they are, 'tf32' with TF32 tensor cores (CUDA), 'bf16' under autocast."
+    dev = torch.device(device)
+    if precision == "bf16":
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
+            yield
+    elif precision == "tf32" and dev.type == "cuda":  # the flags are global: set for this block only, then restored
+        old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        try: yield
+        finally: torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+    else:  # fp32, or tf32 where there is no TF32 (a CPU): unchanged
+        yield
+
 
 # %% ../nbs/09_pipeline.ipynb #bf37b593
 @dataclass
@@ -304,16 +325,20 @@ def protect_faces_latent(models: Models, cfg: ProtectConfig, faces: list, makeup
     from c2p.search import adversarial_search_batch
     tags = tags or [dict(face=i, n_faces=len(faces)) for i in range(len(faces))]
     # one tuned generator per face, as the reference: tuning cannot share a batch, the search's FR models can
-    preps = [_prepare_latent(models, cfg, image, face, callback, progress, g) for (image, face), g in zip(faces, tags)]
+    with precision_context(cfg.precision, models.device):
+        preps = [_prepare_latent(models, cfg, image, face, callback, progress, g) for (image, face), g in zip(faces, tags)]
     t = time.perf_counter()
-    results = adversarial_search_batch([p["tuned"] for p in preps], [p["w_pivot"] for p in preps], [p["x"] for p in preps],
-                                       surrogates=models.surrogates, makeup_losses=makeup_losses, mode=cfg.mode,
-                                       target_face=target_face, cfg=cfg.search, progress=progress,
-                                       descs=[f"face {g['face'] + 1}/{g['n_faces']}" for g in tags],
-                                       callbacks=[_relay(callback, **g) for g in tags])
+    with precision_context(cfg.precision, models.device):
+        results = adversarial_search_batch([p["tuned"] for p in preps], [p["w_pivot"] for p in preps],
+                                           [p["x"] for p in preps],
+                                           surrogates=models.surrogates, makeup_losses=makeup_losses, mode=cfg.mode,
+                                           target_face=target_face, cfg=cfg.search, progress=progress,
+                                           descs=[f"face {g['face'] + 1}/{g['n_faces']}" for g in tags],
+                                           callbacks=[_relay(callback, **g) for g in tags])
     search_s = time.perf_counter() - t  # one batch: its time is shared by its faces
-    out = [FaceResult(index=g["face"], face=p["face"], aligned=p["aligned"], original=p["x"], reconstruction=p["reconstruction"],
-                      protected=r.image, search=r, timings={**p["timings"], "search": search_s / len(preps)}, batch=len(preps))
+    # bf16: the faces come out of autocast in bfloat16; everything after (paste, judges) works in float32
+    out = [FaceResult(index=g["face"], face=p["face"], aligned=p["aligned"], original=p["x"],
+                      reconstruction=p["reconstruction"].float(), protected=r.image.float(), search=r, timings={**p["timings"], "search": search_s / len(preps)}, batch=len(preps))
            for g, p, r in zip(tags, preps, results)]
     del preps, results  # the per-face generators are large at 1024 px: free them before the next faces
     gc.collect()
@@ -349,11 +374,12 @@ def protect_faces_cosmetics(models: Models, cfg: ProtectConfig, faces: list, mak
     tags = tags or [dict(face=i, n_faces=len(faces)) for i in range(len(faces))]
     preps = [_prepare_cosmetics(models, cfg, image, face, look) for (image, face), look in zip(faces, looks)]
     t = time.perf_counter()
-    results = cosmetic_search_batch([p["x"] for p in preps], [p["fields"] for p in preps], [p["kept"] for p in preps],
-                                    surrogates=models.surrogates, mode=cfg.mode, target_face=target_face, cfg=cfg.cosmetics,
-                                    makeup_losses=makeup_losses, progress=progress,
-                                    descs=[f"face {g['face'] + 1}/{g['n_faces']}" for g in tags],
-                                    callbacks=[_relay(callback, **g) for g in tags])
+    with precision_context(cfg.precision, models.device):
+        results = cosmetic_search_batch([p["x"] for p in preps], [p["fields"] for p in preps], [p["kept"] for p in preps],
+                                        surrogates=models.surrogates, mode=cfg.mode, target_face=target_face, cfg=cfg.cosmetics,
+                                        makeup_losses=makeup_losses, progress=progress,
+                                        descs=[f"face {g['face'] + 1}/{g['n_faces']}" for g in tags],
+                                        callbacks=[_relay(callback, **g) for g in tags])
     search_s = time.perf_counter() - t  # one batch: its time is shared by its faces
     out = []
     for g, p, result in zip(tags, preps, results):
@@ -361,7 +387,7 @@ def protect_faces_cosmetics(models: Models, cfg: ProtectConfig, faces: list, mak
             photo, render_on_photo(photo, p["face"], p["aligned"], result.model, cfg.cosmetics.smooth)[0],
             p["face"].landmarks68, p["occ"].covered)[0]
         out.append(FaceResult(index=g["face"], face=p["face"], aligned=p["aligned"], original=p["x"], reconstruction=p["x"].clone(),
-                              protected=result.image, search=result, paste=paste, look=p["kept"],
+                              protected=result.image.float(), search=result, paste=paste, look=p["kept"],
                               timings=dict(align=p["align_s"], search=search_s / len(preps)), batch=len(preps),
                               occlusion=occlusion_report(p["look"], p["kept"], p["occ"])))
     return out
@@ -1123,6 +1149,8 @@ def add_command(subparsers):
     p.add_argument("--held-out", metavar="MODEL", help=f"paper and tiny presets: the FR model left out of the attack and only "
                    f"judging (black box), one of {', '.join(FR_MODELS)}; the other three are attacked (default: mobile_face, "
                    f"as the released code)")
+    p.add_argument("--precision", choices=PRECISIONS, help="fp32 (default); tf32: TF32 tensor cores on NVIDIA GPUs; bf16: "
+                   "bfloat16 autocast of the networks (faster on recent GPUs, results within the tolerance of chapter 9)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -1152,7 +1180,8 @@ def run_protect(args) -> int:
         raise InputError("--target is only used with --mode impersonation")
     overrides = dict(steps=args.steps, lambda_adv=args.lambda_adv, lambda_clip=args.lambda_clip, lambda_lat=args.lambda_lat,
                      layers=parse_layers(args.layers) if args.layers else None, pti_steps=args.pti_steps,
-                     held_out=getattr(args, "held_out", None), strength=getattr(args, "strength", None))
+                     held_out=getattr(args, "held_out", None), strength=getattr(args, "strength", None),
+                     precision=getattr(args, "precision", None))
     # result lines (or JSON objects) on stdout, progress and notes on stderr; tqdm.write clears the bars before a line
     log = lambda msg: tqdm.write(msg, file=sys.stderr)
     as_json = getattr(args, "json", False)
