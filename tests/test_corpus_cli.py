@@ -376,6 +376,7 @@ def _portrait(name):
     return im, detect_faces(im, landmarks68=True)[0]
 
 
+@pytest.mark.slow  # tens of seconds: CI's second pass (keeps the test command under 15 minutes)
 def test_covered_faces_drop_products_and_never_paint_the_occluder_or_teeth(capsys, tmp_path):
     "Sunglasses, a mask and a hand (Biden), and a dark photo of an open smile (Obama): --json names what was dropped."
     from c2p.occlusion import draw_occluder, find_occlusion
@@ -688,6 +689,7 @@ def _maps_torch(pid) -> bool:
     except OSError: return False
 
 
+@pytest.mark.slow  # tens of seconds: CI's second pass (keeps the test command under 15 minutes)
 def test_ctrl_c_at_any_moment_is_one_line_and_130(tmp_path):
     "SIGINT while Python imports torch, while the models load, during the search: exit 130, one line, nothing written."
     photo, out = _one_photo(tmp_path), tmp_path / "out"

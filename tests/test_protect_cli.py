@@ -124,6 +124,7 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr  # argparse usage error
 
 
+@pytest.mark.slow  # tens of seconds: CI's second pass (keeps the test command under 15 minutes)
 def test_batch_on_the_tiny_preset_searches_two_photos_faces_through_their_own_generators(tmp_path, capsys):
     "--preset tiny --batch 2: each face tuned on its own, the two searched together; the verdicts of one by one."
     d = tmp_path / "in"; d.mkdir()
