@@ -22,12 +22,12 @@ from .core import InputError
 # %% auto #0
 __all__ = ['PRODUCTS', 'FEATHER', 'FIELD_NAMES', 'COLOURS', 'COLOUR_ALIASES', 'DEFAULT_SHADES', 'CAPS', 'BRONZERS', 'STRENGTHS',
            'BASE', 'PRODUCT_WORDS', 'INTENSITY_WORDS', 'FINISH_WORDS', 'NAMED_LOOKS', 'STOPWORDS', 'MAX_PROMPT',
-           'FOREIGN_PHRASES', 'FOREIGN_WORDS', 'FOREIGN_STOPWORDS', 'BASE_LEVEL', 'SCULPT_L', 'COVER', 'LandmarkError',
-           'face_frame', 'check_landmarks', 'region_polygons', 'blur', 'region_masks', 'face_canvas',
+           'FOREIGN_PHRASES', 'FOREIGN_WORDS', 'FOREIGN_STOPWORDS', 'LIP_HUE', 'BASE_LEVEL', 'SCULPT_L', 'COVER',
+           'LandmarkError', 'face_frame', 'check_landmarks', 'region_polygons', 'blur', 'region_masks', 'face_canvas',
            'polyline_distance', 'polygon_sdf', 'face_fields', 'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab', 'Product',
            'strength_value', 'strength_name', 'Look', 'vocabulary', 'normalise_prompt', 'parse_prompt', 'skin_shapes',
-           'keep_skin_hue', 'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot',
-           'margins', 'identity_loss', 'CosmeticsResult', 'show_zones', 'show_loss', 'SearchJob',
+           'lch_move', 'keep_skin_hue', 'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter',
+           'transfer_eot', 'margins', 'identity_loss', 'CosmeticsResult', 'show_zones', 'show_loss', 'SearchJob',
            'cosmetic_search_batch', 'cosmetic_search']
 
 # %% ../nbs/08b_cosmetics.ipynb #c007
@@ -608,6 +608,15 @@ def skin_shapes(L: torch.Tensor, product: str) -> list:
               ("ellipse", (L[8] + T(0, -0.3), 0.15, 0.13, 0.0)), ("ellipse", (T(0, -0.8), 0.22, 0.15, 0.0))]  # chin, forehead
     return S
 
+def lch_move(lab: torch.Tensor, dL, chroma_scale, dhue_deg) -> torch.Tensor:
+    "Lab colour(s) [..,3,..] moved in lightness, scaled in chroma and turned in hue (degrees), channel dim 1."
+    a, b = lab[:, 1:2], lab[:, 2:3]
+    C, h = torch.sqrt(a * a + b * b + 1e-6) * chroma_scale, torch.atan2(b, a) + torch.deg2rad(torch.as_tensor(dhue_deg))
+    return torch.cat([lab[:, :1] + dL, C * torch.cos(h), C * torch.sin(h)], 1)
+
+#: how far (degrees) the search may turn a lipstick's hue from its colour word's: red stays red, nude stays nude
+LIP_HUE = 12.0
+
 def keep_skin_hue(lab_base: torch.Tensor, D: torch.Tensor, hue: tuple = (22.0, 78.0), chroma: float = 9.0) -> torch.Tensor:
     "The change `D` [1,3,h,w] moved so that skin of a skin hue (20-80 degrees, chroma >= 8) keeps one, with a margin."
     a0, b0 = lab_base[:, 1:2], lab_base[:, 2:3]
@@ -845,8 +854,12 @@ class Cosmetics(torch.nn.Module):
         inside = torch.sigmoid((-g["lips_sdf"] - 0.012) / 0.007) * torch.sigmoid((g["mouth_sdf"] - 0.004) / 0.005)
         edge = _bump(-g["lips_sdf"] - 0.02, 0.025)
         ombre = _sample(torch.tanh(self.p["lips_field"]), g["lip_u"].clamp(-1, 1), g["lip_v"].clamp(-1, 1))
-        target = self.shade("lips", (6.0, 6.0, 6.0)) - torch.tensor([1.0, -0.2, -0.2]).view(1, 3, 1, 1) * 8.0 * q[1] * edge \
-            + ombre * torch.tensor([8.0, 8.0, 6.0]).view(1, 3, 1, 1) * min(1.0, 0.4 + lv)
+        # the search moves the shade's lightness and chroma, its hue only a little (a nude stays a nude, never olive):
+        # shade and ombre together at most 10 L*, chroma x0.85-1.15, hue +-LIP_HUE degrees; the liner a deeper edge
+        s, k = torch.tanh(self.p["lips_shade"]), min(1.0, 0.4 + lv)
+        target = lch_move(self.shade("lips", (0.0, 0.0, 0.0)), 5.0 * s[0] + 5.0 * k * ombre[:, :1] - 8.0 * q[1] * edge,
+                          (1 + 0.1 * s[1] + 0.05 * k * ombre[:, 1:2]) * (1 + 0.08 * q[1] * edge),
+                          LIP_HUE * (0.7 * s[2] + 0.3 * k * ombre[:, 2:3]))
         fin = self.prod["lips"].finish
         if fin:  # gloss: a soft highlight on the lower lip
             L = g["landmarks"]

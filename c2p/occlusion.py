@@ -16,9 +16,9 @@ from PIL import Image, ImageDraw, ImageFilter
 from .cosmetics import FIELD_NAMES, Look, blur, face_canvas, face_fields, face_frame, region_masks
 
 # %% auto #0
-__all__ = ['THRESHOLDS', 'DROPS', 'LOST', 'chroma', 'skin_reference', 'skin_likeness', 'draw_occluder', 'mouth_opening',
-           'Occlusion', 'find_occlusion', 'drop_covered', 'occlusion_report', 'occlusion_phrase', 'apply_paint',
-           'masked_fields', 'paint_on_photo']
+__all__ = ['THRESHOLDS', 'DROPS', 'LOST', 'chroma', 'skin_reference', 'skin_likeness', 'draw_occluder', 'connected_to',
+           'mouth_opening', 'Occlusion', 'find_occlusion', 'drop_covered', 'occlusion_report', 'occlusion_phrase',
+           'apply_paint', 'masked_fields', 'paint_on_photo']
 
 # %% ../nbs/08c_occlusion.ipynb #0449140a
 def _grid(fields: dict) -> dict:
@@ -145,6 +145,15 @@ def draw_occluder(image: Image.Image, lm, kind: str, seed: int = 0) -> Image.Ima
     return Image.alpha_composite(im.convert("RGBA"), layer).convert("RGB")
 
 # %% ../nbs/08c_occlusion.ipynb #df3dcacf
+def connected_to(m: torch.Tensor, seed: torch.Tensor, max_steps: int = 512) -> torch.Tensor:
+    "The parts of mask `m` [1,1,H,W] (8-connected) that touch `seed`: a flood fill by repeated 3x3 dilation inside `m`."
+    r = m * seed
+    for _ in range(max_steps):
+        grown = F.max_pool2d(r, 3, 1, 1) * m
+        if torch.equal(grown, r): break
+        r = grown
+    return r
+
 def mouth_opening(rgb: torch.Tensor, g: dict, u: float, ref: dict) -> torch.Tensor:
     "Mask [1,1,H,W] of the mouth opening inside the outer lip line: teeth (greyer than the skin, not darker than the lips) and the dark inside."
     ch, Y = chroma(rgb)
@@ -158,6 +167,9 @@ def mouth_opening(rgb: torch.Tensor, g: dict, u: float, ref: dict) -> torch.Tens
     cavity = Y < 0.3 * lip_Y
     m = ((teeth | cavity).float() * inside)
     m = (F.avg_pool2d(m, 3, 1, 1) > 0.34).float()  # drop single stray pixels
+    # the opening is one region around the inner lip line: a pale shine spot on the lower lip, cut off from it by
+    # lip, is lip (lipstick covers it), not a tooth
+    m = connected_to(m, (g["mouth_sdf"] < 0.03).float())
     return _dilate(m, max(1, round(0.012 * u))) * inside
 
 # %% ../nbs/08c_occlusion.ipynb #dd108f14
