@@ -22,13 +22,13 @@ from .core import InputError
 # %% auto #0
 __all__ = ['PRODUCTS', 'FEATHER', 'FIELD_NAMES', 'COLOURS', 'COLOUR_ALIASES', 'DEFAULT_SHADES', 'CAPS', 'BRONZERS', 'STRENGTHS',
            'BASE', 'PRODUCT_WORDS', 'INTENSITY_WORDS', 'FINISH_WORDS', 'NAMED_LOOKS', 'STOPWORDS', 'MAX_PROMPT',
-           'FOREIGN_PHRASES', 'FOREIGN_WORDS', 'FOREIGN_STOPWORDS', 'LIP_HUE', 'BASE_LEVEL', 'SCULPT_L', 'COVER',
-           'LandmarkError', 'face_frame', 'check_landmarks', 'region_polygons', 'blur', 'region_masks', 'face_canvas',
-           'polyline_distance', 'polygon_sdf', 'face_fields', 'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab', 'Product',
-           'strength_value', 'strength_name', 'Look', 'vocabulary', 'normalise_prompt', 'parse_prompt', 'skin_shapes',
-           'lch_move', 'keep_skin_hue', 'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter',
-           'transfer_eot', 'margins', 'identity_loss', 'CosmeticsResult', 'show_zones', 'show_loss', 'SearchJob',
-           'cosmetic_search_batch', 'cosmetic_search']
+           'FOREIGN_PHRASES', 'FOREIGN_WORDS', 'FOREIGN_STOPWORDS', 'LIP_HUE', 'PAIR_ASYM', 'BASE_LEVEL', 'SCULPT_L',
+           'COVER', 'LandmarkError', 'face_frame', 'check_landmarks', 'region_polygons', 'blur', 'region_masks',
+           'face_canvas', 'polyline_distance', 'polygon_sdf', 'face_fields', 'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab',
+           'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary', 'normalise_prompt', 'parse_prompt',
+           'skin_shapes', 'lch_move', 'mirror_pair', 'keep_skin_hue', 'Cosmetics', 'own_colours', 'render_on_photo',
+           'CosmeticsConfig', 'jitter', 'transfer_eot', 'margins', 'identity_loss', 'CosmeticsResult', 'show_zones',
+           'show_loss', 'SearchJob', 'cosmetic_search_batch', 'cosmetic_search']
 
 # %% ../nbs/08b_cosmetics.ipynb #c007
 class LandmarkError(InputError):
@@ -617,6 +617,15 @@ def lch_move(lab: torch.Tensor, dL, chroma_scale, dhue_deg) -> torch.Tensor:
 #: how far (degrees) the search may turn a lipstick's hue from its colour word's: red stays red, nude stays nude
 LIP_HUE = 12.0
 
+#: how far the searched shapes of the two eyes (and of the two brows) may differ, as a share of their range: made-up
+#: eyes match, and one eye much darker or wider than the other reads as a bruise, not as makeup
+PAIR_ASYM = 0.2
+
+def mirror_pair(f: torch.Tensor, asym: float = PAIR_ASYM) -> torch.Tensor:
+    "Per-side parameters [2,...] (index 1 mirrors index 0) pulled to their mean, keeping `asym` of their difference."
+    mean = f.mean(0, keepdim=True)
+    return mean + asym * (f - mean)
+
 def keep_skin_hue(lab_base: torch.Tensor, D: torch.Tensor, hue: tuple = (22.0, 78.0), chroma: float = 9.0) -> torch.Tensor:
     "The change `D` [1,3,h,w] moved so that skin of a skin hue (20-80 degrees, chroma >= 8) keeps one, with a margin."
     a0, b0 = lab_base[:, 1:2], lab_base[:, 2:3]
@@ -755,7 +764,7 @@ class Cosmetics(torch.nn.Module):
         wide = 1.0 if self.look.smudge else 0.0  # smoky: blended wider, up over the brow bone and along the lower lashes
         width, inner = (0.03 + 0.06 * q[6]) * (1 + 0.6 * wide), 0.15 * q[7]
         top = 0.15 + 0.15 * wide
-        fld = torch.tanh(self.p["eyeshadow_field"])
+        fld = mirror_pair(torch.tanh(self.p["eyeshadow_field"]))
         a_lid, a_low, deep = 0, 0, 0
         for i, side in enumerate(("r", "l")):
             s, t, above = g[f"{side}_s"], g[f"{side}_t"], g[f"{side}_above"]
@@ -802,7 +811,7 @@ class Cosmetics(torch.nn.Module):
         t_in, t_out = 0.006 + 0.02 * lv * q[1], 0.015 + (thick - 0.015) * lv * q[2]
         start, wing_len = 0.5 * q[3], (CAPS["wing"] if self.look.wing else 0.06) * lv * q[4]
         ang, lower = math.radians(8) + math.radians(27) * q[5], (0.6 if self.look.smudge else 0.0) * q[6]
-        prof = torch.tanh(self.p["eyeliner_shape"])
+        prof = mirror_pair(torch.tanh(self.p["eyeliner_shape"]))
         alpha = 0
         for i, (side, outer, sgn) in enumerate((("r", 36, -1.0), ("l", 45, 1.0))):
             s, d, above = g[f"{side}_s"], g[f"{side}_up"], g[f"{side}_above"]
@@ -828,7 +837,7 @@ class Cosmetics(torch.nn.Module):
         "Opacity and Lab target of the brow fill: on the hairs more than the skin between them, deeper, its shape moved a little."
         q, lv, p = self.p["brows"], self.level("brows"), self.prod["brows"]
         op = CAPS["brows_op"] * min(1.0, 0.3 + lv) * torch.sigmoid(q[0])
-        shape = torch.tanh(self.p["brows_shape"])
+        shape = mirror_pair(torch.tanh(self.p["brows_shape"]))
         u = g["brow_s"] * 2 - 1
         per = [_sample(shape[i:i + 1, :, None, :], u, torch.zeros_like(u)) for i in range(2)]
         sh = per[0] * (1 - g["brow_side"]) + per[1] * g["brow_side"]
