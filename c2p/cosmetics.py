@@ -23,12 +23,13 @@ from .core import InputError
 __all__ = ['PRODUCTS', 'FEATHER', 'FIELD_NAMES', 'COLOURS', 'COLOUR_ALIASES', 'DEFAULT_SHADES', 'CAPS', 'BRONZERS', 'STRENGTHS',
            'BASE', 'PRODUCT_WORDS', 'INTENSITY_WORDS', 'FINISH_WORDS', 'NAMED_LOOKS', 'STOPWORDS', 'MAX_PROMPT',
            'FOREIGN_PHRASES', 'FOREIGN_WORDS', 'FOREIGN_STOPWORDS', 'LIP_HUE', 'PAIR_ASYM', 'BASE_LEVEL', 'SCULPT_L',
-           'COVER', 'LandmarkError', 'face_frame', 'check_landmarks', 'region_polygons', 'blur', 'region_masks',
-           'face_canvas', 'polyline_distance', 'polygon_sdf', 'face_fields', 'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab',
-           'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary', 'normalise_prompt', 'parse_prompt',
-           'skin_shapes', 'lch_move', 'mirror_pair', 'keep_skin_hue', 'Cosmetics', 'own_colours', 'render_on_photo',
-           'CosmeticsConfig', 'jitter', 'transfer_eot', 'margins', 'identity_loss', 'CosmeticsResult', 'show_zones',
-           'show_loss', 'SearchJob', 'cosmetic_search_batch', 'cosmetic_search']
+           'BARE_LIKENESS', 'SHADOW_FLOOR', 'COVER', 'LandmarkError', 'face_frame', 'check_landmarks',
+           'region_polygons', 'blur', 'region_masks', 'face_canvas', 'polyline_distance', 'polygon_sdf', 'face_fields',
+           'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab', 'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary',
+           'normalise_prompt', 'parse_prompt', 'skin_shapes', 'lch_move', 'mirror_pair', 'keep_skin_hue', 'chroma',
+           'skin_likeness', 'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot',
+           'margins', 'identity_loss', 'CosmeticsResult', 'show_zones', 'show_loss', 'SearchJob',
+           'cosmetic_search_batch', 'cosmetic_search']
 
 # %% ../nbs/08b_cosmetics.ipynb #c007
 class LandmarkError(InputError):
@@ -644,9 +645,29 @@ def _sample(grid: torch.Tensor, u: torch.Tensor, v: torch.Tensor, mode: str = "b
     "Values [1,C,h,w] of a small parameter grid [1,C,gh,gw] at coordinates u (across), v (down) [1,1,h,w] in [-1, 1]."
     return F.grid_sample(grid, torch.stack([u, v], -1)[:, 0], mode=mode, padding_mode="border", align_corners=True)
 
+def chroma(rgb: torch.Tensor) -> torch.Tensor:
+    "Chromaticity (r, g) [B,2,H,W] and brightness [B,1,H,W] of sRGB [B,3,H,W] in [0,1]: colour without the shading."
+    lin = torch.where(rgb > 0.04045, ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    s = lin.sum(1, keepdim=True)
+    return lin[:, :2] / s.clamp(min=1e-4), s / 3
+
+
+def skin_likeness(rgb: torch.Tensor, ref: dict, tol: float = 0.09) -> torch.Tensor:
+    "Per pixel [1,1,H,W] in [0,1]: how much the pixel looks like the face's skin (its chromaticity, any shading from dark to bright)."
+    ch, Y = chroma(rgb)
+    if not math.isfinite(ref["r"]): return torch.zeros_like(Y)
+    d = ((ch[:, :1] - ref["r"]) ** 2 + (ch[:, 1:] - ref["g"]) ** 2).sqrt()
+    ratio = Y / max(ref["Y"], 1e-4)
+    shade = torch.sigmoid((ratio - 0.18) / 0.04) * torch.sigmoid((3.5 - ratio) / 0.3)
+    return torch.exp(-(d / tol) ** 2) * shade
+
 #: a product not asked for goes this fraction of the way; the search may lighten or darken the face's skin within
 #: this many L* as a smooth field (the finish of a foundation, never a colour)
 BASE_LEVEL, SCULPT_L = 1.0, 8.0
+#: the base goes fully on pixels at least this skin-like (`skin_likeness`), less on the rest, nothing on what is not skin
+BARE_LIKENESS = 0.3
+#: eyeshadow at natural strength leaves the lid at least this share of its own L* (less at bold, more at subtle)
+SHADOW_FLOOR = 0.35
 #: how much of the photo's fine detail under a covering product its pigment hides, at full opacity
 COVER = dict(eyeshadow=0.3, eyeliner=0.6, brows=0.0, lips=0.5)
 
@@ -883,16 +904,26 @@ class Cosmetics(torch.nn.Module):
         g["landmarks"] = fields["landmarks"].to(rgb)
         lab = rgb_to_lab(rgb)
         base = blur(lab, sigma).detach()  # the photo's own low-frequency colour: products replace it, texture stays
-        D = self.skin_change(g, base) * g["skin"]
+        D = self.skin_change(g, base) * g["skin"] * self.bare(rgb, sigma)
         lab, base = lab + D, base + D
         for name in ("eyeshadow", "eyeliner", "brows", "lips"):  # covering products, later layers over earlier ones
             if name in self.prod:
                 alpha, target = self.brows(g, lab) if name == "brows" else getattr(self, name)(g)
+                if name == "eyeshadow":  # a pigment darkens the light the lid gets: never below a share of its own
+                    # lightness, so a deep-set or shaded lid deepens as much as a lit one looks, never to black
+                    floor = SHADOW_FLOOR - 0.3 * (self.strength - 0.5)
+                    target = torch.cat([torch.maximum(target[:, :1], floor * base[:, :1]), target[:, 1:].expand_as(base[:, 1:])], 1)
                 step = alpha * (target - base)
                 # pigment hides part of what lies under it (a lip's shine spot, blotches), never the shading
                 lab = base + step + (lab - base) * (1 - COVER[name] * alpha)
                 base = base + step
         return lab_to_rgb(lab)
+
+    def bare(self, rgb: torch.Tensor, sigma: float) -> torch.Tensor:
+        "Where the base may go [1,1,h,w]: 1 on what looks like the person's skin, down to 0 on what does not (a frame, hair, a sleeve)."
+        ch, Y = chroma(lab_to_rgb(self.own["skin"].to(rgb).view(1, 3, 1, 1)))
+        ref = dict(r=float(ch[0, 0]), g=float(ch[0, 1]), Y=float(Y))
+        return (skin_likeness(blur(rgb, sigma / 4), ref) / BARE_LIKENESS).clamp(max=1.0).detach()
 
     def regulariser(self) -> torch.Tensor:
         "Pull toward each product's everyday form: every parameter near its centre."

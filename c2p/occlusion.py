@@ -13,12 +13,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter
 
-from .cosmetics import FIELD_NAMES, Look, blur, face_canvas, face_fields, face_frame, region_masks
+from .cosmetics import (FIELD_NAMES, Look, blur, chroma, face_canvas, face_fields, face_frame, region_masks,
+                           skin_likeness)
 
 # %% auto #0
-__all__ = ['THRESHOLDS', 'DROPS', 'LOST', 'chroma', 'skin_reference', 'skin_likeness', 'draw_occluder', 'connected_to',
-           'mouth_opening', 'Occlusion', 'find_occlusion', 'drop_covered', 'occlusion_report', 'occlusion_phrase',
-           'apply_paint', 'masked_fields', 'paint_on_photo']
+__all__ = ['THRESHOLDS', 'DROPS', 'LOST', 'skin_reference', 'draw_occluder', 'connected_to', 'mouth_opening', 'Occlusion',
+           'find_occlusion', 'drop_covered', 'occlusion_report', 'occlusion_phrase', 'apply_paint', 'masked_fields',
+           'paint_on_photo']
 
 # %% ../nbs/08c_occlusion.ipynb #0449140a
 def _grid(fields: dict) -> dict:
@@ -27,12 +28,6 @@ def _grid(fields: dict) -> dict:
 def _dilate(m: torch.Tensor, r: int) -> torch.Tensor:
     "Max-filter a [1,1,H,W] mask by `r` pixels."
     return F.max_pool2d(m, 2 * r + 1, 1, r) if r > 0 else m
-
-def chroma(rgb: torch.Tensor) -> torch.Tensor:
-    "Chromaticity (r, g) [B,2,H,W] and brightness [B,1,H,W] of sRGB [B,3,H,W] in [0,1]: colour without the shading."
-    lin = torch.where(rgb > 0.04045, ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    s = lin.sum(1, keepdim=True)
-    return lin[:, :2] / s.clamp(min=1e-4), s / 3
 
 def _wmedian(v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     "Weighted median [C] of values v [C,N] with weights w [N]."
@@ -62,15 +57,6 @@ def skin_reference(rgb: torch.Tensor, g: dict) -> dict:
     v = np.array(list(found.values()))
     r, gg, lum = np.median(v, 0)
     return dict(r=float(r), g=float(gg), Y=float(lum), patches=sorted(found))
-
-def skin_likeness(rgb: torch.Tensor, ref: dict, tol: float = 0.09) -> torch.Tensor:
-    "Per pixel [1,1,H,W] in [0,1]: how much the pixel looks like the face's skin (its chromaticity, any shading from dark to bright)."
-    ch, Y = chroma(rgb)
-    if not math.isfinite(ref["r"]): return torch.zeros_like(Y)
-    d = ((ch[:, :1] - ref["r"]) ** 2 + (ch[:, 1:] - ref["g"]) ** 2).sqrt()
-    ratio = Y / max(ref["Y"], 1e-4)
-    shade = torch.sigmoid((ratio - 0.18) / 0.04) * torch.sigmoid((3.5 - ratio) / 0.3)
-    return torch.exp(-(d / tol) ** 2) * shade
 
 # %% ../nbs/08c_occlusion.ipynb #7af997cb
 def _poly(draw, pts, fill, **kw):
