@@ -23,7 +23,7 @@ from .core import InputError
 __all__ = ['PRODUCTS', 'FEATHER', 'FIELD_NAMES', 'COLOURS', 'COLOUR_ALIASES', 'DEFAULT_SHADES', 'CAPS', 'BRONZERS', 'STRENGTHS',
            'BASE', 'PRODUCT_WORDS', 'INTENSITY_WORDS', 'FINISH_WORDS', 'NAMED_LOOKS', 'STOPWORDS', 'MAX_PROMPT',
            'FOREIGN_PHRASES', 'FOREIGN_WORDS', 'FOREIGN_STOPWORDS', 'LIP_HUE', 'PAIR_ASYM', 'BASE_LEVEL', 'SCULPT_L',
-           'BARE_LIKENESS', 'SHADOW_FLOOR', 'COVER', 'LandmarkError', 'face_frame', 'check_landmarks',
+           'BARE_LIKENESS', 'SHADOW_FLOOR', 'COVER', 'SHOW_PULL_MAX', 'LandmarkError', 'face_frame', 'check_landmarks',
            'region_polygons', 'blur', 'region_masks', 'face_canvas', 'polyline_distance', 'polygon_sdf', 'face_fields',
            'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab', 'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary',
            'normalise_prompt', 'parse_prompt', 'skin_shapes', 'lch_move', 'mirror_pair', 'keep_skin_hue', 'chroma',
@@ -329,7 +329,7 @@ DEFAULT_SHADES = {"eyeshadow": "taupe", "eyeliner": "black", "lips": "nude", "bl
 #: moves more than `skin_dE` in all
 CAPS = dict(contour_L=10.0, highlighter_L=8.0, blush_a=12.0, skin_dE=11.5, foundation_L=3.0, foundation_even=0.3,
             foundation_ab=3.0, finish_L=6.0, brows_op=0.7, brows_dark=10.0, shadow_op=0.9, liner_op=0.95,
-            liner_thick=0.05, liner_thick_smoky=0.085, wing=0.25, lips_op=0.95, smudge_op=0.75, shadow_dL=40.0)
+            liner_thick=0.05, liner_thick_smoky=0.085, wing=0.25, lips_op=0.95, smudge_op=0.9, shadow_dL=40.0)
 #: contour in one of these colours is a bronzer: warmer and less dark, and its colour counts like blush's
 BRONZERS = ("bronze", "brown", "copper", "peach")
 #: strength: how far every product may go (`--strength`); a number in [0.1, 1] works too
@@ -783,7 +783,7 @@ class Cosmetics(torch.nn.Module):
         depth = 14.0 * lv * q[4]                                                 # deeper at the lash line
         smudge = CAPS["smudge_op"] * lv * (0.5 + 0.5 * q[5]) * (1.0 if self.look.smudge else 0.35)  # the lower lash line
         wide = 1.0 if self.look.smudge else 0.0  # smoky: blended wider, up over the brow bone and along the lower lashes
-        width, inner = (0.03 + 0.06 * q[6]) * (1 + 0.6 * wide), 0.15 * q[7]
+        width, inner = (0.03 + 0.06 * q[6]) * (1 + 1.0 * wide), 0.15 * q[7]
         top = 0.15 + 0.15 * wide
         fld = mirror_pair(torch.tanh(self.p["eyeshadow_field"]))
         a_lid, a_low, deep = 0, 0, 0
@@ -798,7 +798,10 @@ class Cosmetics(torch.nn.Module):
             lid = fade * fade * (3 - 2 * fade) * torch.sigmoid(above / 0.01) * along
             a_lid = a_lid + lid * (1 + 0.6 * f[:, :1])
             deep = deep + lid * f[:, 1:4]
-            a_low = a_low + _bump(g[f"{side}_lo"], width) * torch.sigmoid(-above / 0.01) * _bump((s - 0.55).abs() ** 2, 0.3)
+            # the lower lash line: a soft touch at its outer half, or (smoky) the whole line to the outer corner,
+            # where it meets the lid's colour: the ring around the eye that reads as smoky even on a hooded eye
+            low_along = torch.sigmoid((s - 0.05) / 0.08) * torch.sigmoid((1.12 - s) / 0.05) if wide else _bump((s - 0.55).abs() ** 2, 0.3)
+            a_low = a_low + _bump(g[f"{side}_lo"], width) * torch.sigmoid(-above / 0.01) * low_along
         t_min = torch.minimum(g["r_t"], g["l_t"])
         # the shade stays its colour word's hue (smoky stays grey-brown, never teal): lightness moves, colour barely
         shade = self.shade("eyeshadow", (8.0, 2.5, 2.5))
@@ -968,7 +971,7 @@ class CosmeticsConfig:
     lambda_reg: float = 0.02
     lambda_clip: float = 0.3
     lambda_show: float = 0.3         # the asked-for product must show: mean dE on its zone near `show_dE`; the pull
-                                     # starts soft and rises while the target is missed (up to 30x), then eases back
+                                     # starts soft and rises while the target is missed (SHOW_PULL_MAX), then eases back
     show_dE: float = 9.0             # (the look report asks for 8 on the photo, in the same regions)
     margin: float = 0.3              # aim this far past each model's threshold (relative: dlib 0.6 -> 0.78)
     temperature: float = 0.05        # softness of the margin hinge
@@ -1080,6 +1083,9 @@ class SearchJob:
     history: list | None = None
     stopped: bool = False
 
+#: how far the pull on a product that does not show yet may rise (x lambda_show): a dim or hooded lid needs it all
+SHOW_PULL_MAX = 100.0
+
 def _search_loop(jobs: list, surrogates, cfg, mode, steps) -> None:
     "Adam steps on every job's makeup, one FR batch per step, until each face is past the stop margin with its makeup shown."
     from c2p.search import ensemble_members, match_margin, pair_scores
@@ -1130,8 +1136,8 @@ def _search_loop(jobs: list, surrogates, cfg, mode, steps) -> None:
         if going: total.backward()  # the faces' parameters are disjoint: each gets its own gradient
         for i, s in going:
             jobs[i].opt.step()
-            if cfg.lambda_show:  # short of the target: pull harder next step (x1.15, up to 30x); met: ease back
-                lam_show[i] = min(lam_show[i] * 1.15, 30 * cfg.lambda_show) if s > 0.02 else max(lam_show[i] * 0.9, cfg.lambda_show)
+            if cfg.lambda_show:  # short of the target: pull harder next step (x1.15, up to SHOW_PULL_MAX x); met: ease back
+                lam_show[i] = min(lam_show[i] * 1.15, SHOW_PULL_MAX * cfg.lambda_show) if s > 0.02 else max(lam_show[i] * 0.9, cfg.lambda_show)
         active = [i for i, _ in going]
 
 def _final_scores(jobs: list, surrogates, cfg, mode) -> list:

@@ -214,7 +214,10 @@ def find_occlusion(rgb: torch.Tensor, lm, covered: dict | None = None, fields: d
         if scores["base"] < THRESHOLDS["base"]: covered["base"] = "the face is hidden?"
     # where paint may not go: large non-skin blobs on the bare skin (an occluder, not a freckle or a wrinkle) ...
     k = max(3, int(0.2 * u) | 1)
-    blob = (F.avg_pool2d(S, k, 1, k // 2, count_include_pad=False) < 0.08).float() * (g["skin"] > 0.3).float()
+    # in a window that is mostly bare skin: a deep-set lid in shadow, between the brow and the lashes, is too dark to
+    # look like skin, yet no occluder (sunglasses over the eyes are the eyes' own check)
+    pool = lambda v: F.avg_pool2d(v, k, 1, k // 2, count_include_pad=False)
+    blob = (pool(S) < 0.08).float() * (g["skin"] > 0.3).float() * (pool(g["skin"]) > 0.5).float()
     # the blob grown over the non-skin pixels next to it: an occluder's edge, which the wide window above misses
     edge = _dilate(blob, max(1, int(0.12 * u))) * (F.avg_pool2d(S, 3, 1, 1, count_include_pad=False) < 0.1).float()
     blob = _dilate(torch.maximum(blob, edge), max(1, int(0.04 * u))) * (g["hull"] > 0.05).float()
