@@ -772,7 +772,8 @@ class Cosmetics(torch.nn.Module):
         D = torch.cat([D[:, :1].clamp(min=-CAPS["contour_L"]).minimum(light), D[:, 1:]], 1)
         if "lips" in self.prod:  # the base fades near a lipstick, whose edge then reads as the lip line (no bleed)
             D = D * (1 - 0.5 * torch.sigmoid((0.16 - g["lips_sdf"]) / 0.04))
-        D = D * (CAPS["skin_dE"] / D.norm(dim=1, keepdim=True).clamp(min=CAPS["skin_dE"]))  # at most skin_dE in all
+        # at most skin_dE in all (the norm as a sum of squares: torch's norm over channels is 100x slower on a CPU)
+        D = D * (CAPS["skin_dE"] / (D * D).sum(1, keepdim=True).clamp(min=CAPS["skin_dE"] ** 2).sqrt())
         return keep_skin_hue(lab_base, D)  # never grey, green or purple where the skin had a skin hue
 
     def eyeshadow(self, g: dict):
@@ -901,13 +902,19 @@ class Cosmetics(torch.nn.Module):
                 * _gauss_ellipse(g["x"], g["y"], c[0], c[1], 0.16, 0.05)
         return op * inside, target
 
-    def render(self, rgb: torch.Tensor, fields: dict, sigma: float) -> torch.Tensor:
+    def photo_parts(self, rgb: torch.Tensor, sigma: float) -> dict:
+        "What `render` reads from the photo alone (its Lab, low-passed Lab, bare-skin gate): a search computes it once."
+        lab = rgb_to_lab(rgb)
+        # the photo's own low-frequency colour: products replace it, texture stays
+        return dict(lab=lab, base=blur(lab, sigma).detach(), bare=self.bare(rgb, sigma))
+
+    def render(self, rgb: torch.Tensor, fields: dict, sigma: float, parts: dict | None = None) -> torch.Tensor:
         "Apply the look to `rgb` [1,3,h,w] in [0,1] whose `face_fields` are `fields`; `sigma`: the own-colour blur (px)."
         g = {n: fields["grid"][i].to(rgb)[None, None] for i, n in enumerate(FIELD_NAMES)}
         g["landmarks"] = fields["landmarks"].to(rgb)
-        lab = rgb_to_lab(rgb)
-        base = blur(lab, sigma).detach()  # the photo's own low-frequency colour: products replace it, texture stays
-        D = self.skin_change(g, base) * g["skin"] * self.bare(rgb, sigma)
+        parts = parts or self.photo_parts(rgb, sigma)
+        lab, base = parts["lab"], parts["base"]
+        D = self.skin_change(g, base) * g["skin"] * parts["bare"]
         lab, base = lab + D, base + D
         for name in ("eyeshadow", "eyeliner", "brows", "lips"):  # covering products, later layers over earlier ones
             if name in self.prod:
@@ -971,7 +978,7 @@ class CosmeticsConfig:
     lambda_reg: float = 0.02
     lambda_clip: float = 0.3
     lambda_show: float = 0.3         # the asked-for product must show: mean dE on its zone near `show_dE`; the pull
-                                     # starts soft and rises while the target is missed (SHOW_PULL_MAX), then eases back
+                                     # starts soft and rises while the target is missed (up to SHOW_PULL_MAX times), then eases back
     show_dE: float = 9.0             # (the look report asks for 8 on the photo, in the same regions)
     margin: float = 0.3              # aim this far past each model's threshold (relative: dlib 0.6 -> 0.78)
     temperature: float = 0.05        # softness of the margin hinge
@@ -1045,7 +1052,7 @@ class CosmeticsResult:
     stopped_early: bool = False
     seconds: float = 0.0
     strength: float = 0.5
-    stronger: dict | None = None   # unprotected: what a trial at the next strength reached (strength, scores, protected)
+    stronger: dict | None = None   # unprotected: what a trial at the next strength reached (strength, scores, protected, steps)
 
 def show_zones(fields: dict) -> dict:
     "Masks [1,1,h,w] where an asked-for product must show: the look report's lips and lids (chapter 10b), on this canvas."
@@ -1055,11 +1062,12 @@ def show_zones(fields: dict) -> dict:
     return dict(lips=zone("lips"), eyes=zone("lids_only"), liner=zone("liner_only"), band=zone("band"))
 
 def show_loss(x: torch.Tensor, face: torch.Tensor, zones: dict, groups, target: float, sigma: float = 0.0,
-              bleed: float = 0.28) -> torch.Tensor:
+              bleed: float = 0.28, face_lab: torch.Tensor | None = None) -> torch.Tensor:
     "Hinge on each asked-for group's mean dE over its zone (both low-passed by `sigma` px): 0 at `target`; lips' bleed too."
     if not groups: return x.new_zeros(())
     lp = (lambda v: blur(v, sigma)) if sigma > 0 else (lambda v: v)  # as the look report sees it: thin lines count less
-    dE = (rgb_to_lab(lp((x + 1) / 2)) - rgb_to_lab(lp((face + 1) / 2))).pow(2).sum(1, keepdim=True).add(1e-6).sqrt()
+    face_lab = face_lab if face_lab is not None else rgb_to_lab(lp((face + 1) / 2))  # a search passes it, computed once
+    dE = (rgb_to_lab(lp((x + 1) / 2)) - face_lab).pow(2).sum(1, keepdim=True).add(1e-6).sqrt()
     mean = lambda z: (dE * z).sum() / z.sum().clamp(min=1)
     terms = [F.relu(target - mean(zones[g])) / target for g in groups]
     if "lips" in groups and "band" in zones:  # lipstick reads as drawn past the lip line when the band moves too
@@ -1082,6 +1090,7 @@ class SearchJob:
     bar: object = None
     history: list | None = None
     stopped: bool = False
+    parts: dict | None = None      # the photo's constant parts for `render`, and the face's low-passed Lab for `show_loss`
 
 #: how far the pull on a product that does not show yet may rise (x lambda_show): a dim or hooded lid needs it all
 SHOW_PULL_MAX = 100.0
@@ -1090,7 +1099,11 @@ def _search_loop(jobs: list, surrogates, cfg, mode, steps) -> None:
     "Adam steps on every job's makeup, one FR batch per step, until each face is past the stop margin with its makeup shown."
     from c2p.search import ensemble_members, match_margin, pair_scores
     members = ensemble_members(surrogates)
-    for j in jobs: j.history, j.stopped = [], False
+    for j in jobs:
+        j.history, j.stopped = [], False
+        if j.parts is None:  # what does not change from step to step, computed once
+            with torch.no_grad():
+                j.parts = dict(j.model.photo_parts(j.rgb, j.sigma), face_lab=rgb_to_lab(blur((j.face + 1) / 2, 0.04 * j.fields["u"])))
     zones = [show_zones(j.fields) for j in jobs]
     # raised while the asked-for makeup is short of `show_dE` (dual ascent on that constraint)
     lam_show = [cfg.lambda_show] * len(jobs)
@@ -1100,7 +1113,7 @@ def _search_loop(jobs: list, surrogates, cfg, mode, steps) -> None:
         xs, inputs = {}, []
         for i in active:
             j = jobs[i]
-            x = xs[i] = j.model.render(j.rgb, j.fields, j.sigma) * 2 - 1
+            x = xs[i] = j.model.render(j.rgb, j.fields, j.sigma, j.parts) * 2 - 1
             views = [transfer_eot(x, j.gen, cfg) for _ in range(cfg.eot_samples)]
             if cfg.flip: views = [v.flip(-1) if k % 2 == 0 else v for k, v in enumerate(views)]
             inputs.append(torch.cat([x] + views))
@@ -1113,8 +1126,8 @@ def _search_loop(jobs: list, surrogates, cfg, mode, steps) -> None:
             adv = identity_loss(mrg, mode, cfg.margin, cfg.temperature)
             reg = j.model.regulariser()
             clip = j.makeup_loss(j.face, x) if j.makeup_loss is not None and cfg.lambda_clip else x.new_zeros(())
-            show = (show_loss(x, j.face, zones[i], j.model.look.shown, cfg.show_dE, 0.04 * j.fields["u"]) if cfg.lambda_show
-                    else x.new_zeros(()))
+            show = (show_loss(x, j.face, zones[i], j.model.look.shown, cfg.show_dE, 0.04 * j.fields["u"],
+                              face_lab=j.parts["face_lab"]) if cfg.lambda_show else x.new_zeros(()))
             # the recorded loss keeps the configured weights (comparable across steps); the raised pull is in the gradient only
             loss = cfg.lambda_adv * adv + cfg.lambda_reg * reg + cfg.lambda_clip * clip + cfg.lambda_show * show
             scores = pair_scores(surrogates, {k: v.detach()[:1] for k, v in embs.items()}, j.ref)
@@ -1145,7 +1158,7 @@ def _final_scores(jobs: list, surrogates, cfg, mode) -> list:
     from c2p.search import ensemble_members, match_margin, pair_scores
     members = ensemble_members(surrogates)
     with torch.no_grad():
-        xs = [j.model.render(j.rgb, j.fields, j.sigma) * 2 - 1 for j in jobs]
+        xs = [j.model.render(j.rgb, j.fields, j.sigma, j.parts) * 2 - 1 for j in jobs]
         embs_all = surrogates.embed_all(torch.cat(xs))
     out = []
     for b, (j, x) in enumerate(zip(jobs, xs)):
@@ -1200,7 +1213,7 @@ def cosmetic_search_batch(faces: list, fields: list, looks: list, *, surrogates,
         if trials:
             _search_loop([t for _, t in trials], surrogates, cfg, mode, cfg.trial_steps)
             for (i, t), (_, t_scores, _, t_fooled) in zip(trials, _final_scores([t for _, t in trials], surrogates, cfg, mode)):
-                stronger[i] = dict(strength=strength_name(t.model.strength), scores=t_scores, protected=t_fooled)
+                stronger[i] = dict(strength=strength_name(t.model.strength), scores=t_scores, protected=t_fooled, steps=len(t.history))
     seconds = time.perf_counter() - t0
     return [CosmeticsResult(image=x, model=j.model, history=j.history, scores=scores, margins=mrg, mode=mode,
                             stopped_early=j.stopped, seconds=seconds, strength=j.model.strength, stronger=s)

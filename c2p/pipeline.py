@@ -1262,9 +1262,12 @@ def run_bench_protect(args, results: bool = False):
         if preset == "makeup":  # no tuning; a face costs its search plus the render at the photo's resolution
             t = time.perf_counter(); fr.paste(photo.image); fr.timings["paste"] = time.perf_counter() - t
             fr.timings.pop("ticks"); per_face, steps = sum(fr.timings.values()), len(fr.search.history)
-            out[preset] = dict(models_s=t_models, search_step_s=fr.timings["search"] / steps, face_s=per_face, estimated=False)
-            print(f"makeup: models {t_models:.1f} s, {steps} search steps of {fr.timings['search'] / steps:.3f} s, "
-                  f"render {fr.timings['paste']:.2f} s, per face {per_face:.1f} s", flush=True)
+            trial = fr.search.stronger  # unprotected at natural: the search went on for a trial at the next strength
+            n = steps + (trial["steps"] if trial else 0)
+            out[preset] = dict(models_s=t_models, search_step_s=fr.timings["search"] / n, face_s=per_face, estimated=False,
+                               steps=steps, trial_steps=n - steps)
+            print(f"makeup: models {t_models:.1f} s, {steps} search steps" + (f" + {n - steps} at {trial['strength']} (a trial)" if trial else "")
+                  + f" of {fr.timings['search'] / n:.3f} s, render {fr.timings['paste']:.2f} s, per face {per_face:.1f} s", flush=True)
             del models, fr; gc.collect()
             continue
         # per step after the first two (warm-up: lazy initialisation, allocator growth, cuDNN autotuning), which a
