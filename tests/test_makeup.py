@@ -89,6 +89,7 @@ def test_strength_natural_keeps_the_skin_and_says_what_a_stronger_setting_would_
     if not face["protected"]["dlib"]:  # then the report says truthfully what the next strength reached
         s = face["stronger"]
         assert s["strength"] == "bold" and isinstance(s["protected"], bool) and s["scores"]["dlib"] > face["scores_after"]["dlib"]
+        assert 1 <= s["steps"] <= 20  # the trial's own steps (CosmeticsConfig.trial_steps), as the bench counts them
 
 
 @pytest.mark.parametrize("strength, words", [("loud", "unknown strength"), ("1.5", "out of range"),
