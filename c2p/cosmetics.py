@@ -28,7 +28,7 @@ __all__ = ['PRODUCTS', 'FEATHER', 'FIELD_NAMES', 'COLOURS', 'COLOUR_ALIASES', 'D
            'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab', 'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary',
            'normalise_prompt', 'parse_prompt', 'skin_shapes', 'lch_move', 'mirror_pair', 'keep_skin_hue', 'chroma',
            'skin_likeness', 'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot',
-           'margins', 'identity_loss', 'CosmeticsResult', 'show_zones', 'show_loss', 'SearchJob',
+           'margins', 'identity_loss', 'CosmeticsResult', 'show_zones', 'show_lab', 'show_loss', 'SearchJob',
            'cosmetic_search_batch', 'cosmetic_search']
 
 # %% ../nbs/08b_cosmetics.ipynb #c007
@@ -784,7 +784,7 @@ class Cosmetics(torch.nn.Module):
         depth = 14.0 * lv * q[4]                                                 # deeper at the lash line
         smudge = CAPS["smudge_op"] * lv * (0.5 + 0.5 * q[5]) * (1.0 if self.look.smudge else 0.35)  # the lower lash line
         wide = 1.0 if self.look.smudge else 0.0  # smoky: blended wider, up over the brow bone and along the lower lashes
-        width, inner = (0.03 + 0.06 * q[6]) * (1 + 1.0 * wide), 0.15 * q[7]
+        width, inner = (0.03 + 0.06 * q[6]) * (1 + wide), 0.15 * q[7]
         top = 0.15 + 0.15 * wide
         fld = mirror_pair(torch.tanh(self.p["eyeshadow_field"]))
         a_lid, a_low, deep = 0, 0, 0
@@ -1061,13 +1061,16 @@ def show_zones(fields: dict) -> dict:
     zone = lambda k: torch.from_numpy(m[k].astype(np.float32))[None, None].to(fields["grid"].device)
     return dict(lips=zone("lips"), eyes=zone("lids_only"), liner=zone("liner_only"), band=zone("band"))
 
+def show_lab(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    "CIELAB of faces [B,3,h,w] in [-1,1] low-passed by `sigma` px, as the look report sees them: thin lines count less."
+    return rgb_to_lab(blur((x + 1) / 2, sigma))
+
 def show_loss(x: torch.Tensor, face: torch.Tensor, zones: dict, groups, target: float, sigma: float = 0.0,
               bleed: float = 0.28, face_lab: torch.Tensor | None = None) -> torch.Tensor:
     "Hinge on each asked-for group's mean dE over its zone (both low-passed by `sigma` px): 0 at `target`; lips' bleed too."
     if not groups: return x.new_zeros(())
-    lp = (lambda v: blur(v, sigma)) if sigma > 0 else (lambda v: v)  # as the look report sees it: thin lines count less
-    face_lab = face_lab if face_lab is not None else rgb_to_lab(lp((face + 1) / 2))  # a search passes it, computed once
-    dE = (rgb_to_lab(lp((x + 1) / 2)) - face_lab).pow(2).sum(1, keepdim=True).add(1e-6).sqrt()
+    face_lab = face_lab if face_lab is not None else show_lab(face, sigma)  # a search passes it, computed once
+    dE = (show_lab(x, sigma) - face_lab).pow(2).sum(1, keepdim=True).add(1e-6).sqrt()
     mean = lambda z: (dE * z).sum() / z.sum().clamp(min=1)
     terms = [F.relu(target - mean(zones[g])) / target for g in groups]
     if "lips" in groups and "band" in zones:  # lipstick reads as drawn past the lip line when the band moves too
@@ -1099,12 +1102,12 @@ def _search_loop(jobs: list, surrogates, cfg, mode, steps) -> None:
     "Adam steps on every job's makeup, one FR batch per step, until each face is past the stop margin with its makeup shown."
     from c2p.search import ensemble_members, match_margin, pair_scores
     members = ensemble_members(surrogates)
-    for j in jobs:
+    zones = [show_zones(j.fields) for j in jobs]
+    lp = [0.04 * j.fields["u"] for j in jobs]  # the look report's low-pass (chapter 10b), in px
+    for j, s in zip(jobs, lp):
         j.history, j.stopped = [], False
         if j.parts is None:  # what does not change from step to step, computed once
-            with torch.no_grad():
-                j.parts = dict(j.model.photo_parts(j.rgb, j.sigma), face_lab=rgb_to_lab(blur((j.face + 1) / 2, 0.04 * j.fields["u"])))
-    zones = [show_zones(j.fields) for j in jobs]
+            with torch.no_grad(): j.parts = dict(j.model.photo_parts(j.rgb, j.sigma), face_lab=show_lab(j.face, s))
     # raised while the asked-for makeup is short of `show_dE` (dual ascent on that constraint)
     lam_show = [cfg.lambda_show] * len(jobs)
     active = list(range(len(jobs)))
@@ -1126,8 +1129,8 @@ def _search_loop(jobs: list, surrogates, cfg, mode, steps) -> None:
             adv = identity_loss(mrg, mode, cfg.margin, cfg.temperature)
             reg = j.model.regulariser()
             clip = j.makeup_loss(j.face, x) if j.makeup_loss is not None and cfg.lambda_clip else x.new_zeros(())
-            show = (show_loss(x, j.face, zones[i], j.model.look.shown, cfg.show_dE, 0.04 * j.fields["u"],
-                              face_lab=j.parts["face_lab"]) if cfg.lambda_show else x.new_zeros(()))
+            show = (show_loss(x, j.face, zones[i], j.model.look.shown, cfg.show_dE, lp[i], face_lab=j.parts["face_lab"])
+                    if cfg.lambda_show else x.new_zeros(()))
             # the recorded loss keeps the configured weights (comparable across steps); the raised pull is in the gradient only
             loss = cfg.lambda_adv * adv + cfg.lambda_reg * reg + cfg.lambda_clip * clip + cfg.lambda_show * show
             scores = pair_scores(surrogates, {k: v.detach()[:1] for k, v in embs.items()}, j.ref)
