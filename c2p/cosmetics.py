@@ -22,14 +22,15 @@ from .core import InputError
 # %% auto #0
 __all__ = ['PRODUCTS', 'FEATHER', 'FIELD_NAMES', 'COLOURS', 'COLOUR_ALIASES', 'DEFAULT_SHADES', 'CAPS', 'BRONZERS', 'STRENGTHS',
            'BASE', 'PRODUCT_WORDS', 'INTENSITY_WORDS', 'FINISH_WORDS', 'NAMED_LOOKS', 'STOPWORDS', 'MAX_PROMPT',
-           'FOREIGN_PHRASES', 'FOREIGN_WORDS', 'FOREIGN_STOPWORDS', 'LIP_HUE', 'PAIR_ASYM', 'BASE_LEVEL', 'SCULPT_L',
-           'BARE_LIKENESS', 'SHADOW_FLOOR', 'COVER', 'SHOW_PULL_MAX', 'LandmarkError', 'face_frame', 'check_landmarks',
-           'region_polygons', 'blur', 'region_masks', 'face_canvas', 'polyline_distance', 'polygon_sdf', 'face_fields',
-           'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab', 'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary',
-           'normalise_prompt', 'parse_prompt', 'skin_shapes', 'lch_move', 'mirror_pair', 'keep_skin_hue', 'chroma',
-           'skin_likeness', 'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot',
-           'margins', 'identity_loss', 'CosmeticsResult', 'show_zones', 'show_lab', 'show_loss', 'SearchJob',
-           'cosmetic_search_batch', 'cosmetic_search']
+           'FOREIGN_PHRASES', 'FOREIGN_WORDS', 'FOREIGN_STOPWORDS', 'NUDE_TURN', 'NUDE_LIFT', 'LIP_HUE', 'PAIR_ASYM',
+           'BASE_LEVEL', 'SCULPT_L', 'BARE_LIKENESS', 'SHADOW_FLOOR', 'BLUSH_LEVEL', 'LIP_SHADING', 'COVER',
+           'SHOW_PULL_MAX', 'LandmarkError', 'face_frame', 'check_landmarks', 'region_polygons', 'blur', 'region_masks',
+           'face_canvas', 'polyline_distance', 'polygon_sdf', 'face_fields', 'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab',
+           'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary', 'normalise_prompt', 'parse_prompt',
+           'skin_shapes', 'lch_move', 'mirror_pair', 'keep_skin_hue', 'chroma', 'skin_likeness', 'Cosmetics',
+           'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot', 'margins', 'identity_loss',
+           'CosmeticsResult', 'show_zones', 'show_lab', 'show_loss', 'SearchJob', 'cosmetic_search_batch',
+           'cosmetic_search']
 
 # %% ../nbs/08b_cosmetics.ipynb #c007
 class LandmarkError(InputError):
@@ -615,6 +616,11 @@ def lch_move(lab: torch.Tensor, dL, chroma_scale, dhue_deg) -> torch.Tensor:
     C, h = torch.sqrt(a * a + b * b + 1e-6) * chroma_scale, torch.atan2(b, a) + torch.deg2rad(torch.as_tensor(dhue_deg))
     return torch.cat([lab[:, :1] + dL, C * torch.cos(h), C * torch.sin(h)], 1)
 
+#: how much rosier (degrees of hue) a nude lipstick is than the wearer's skin
+NUDE_TURN = 15.0
+#: how much lighter than the wearer's skin a nude starts (L*): a nude shows as paler lips, never as a brown one
+NUDE_LIFT = 4.0
+
 #: how far (degrees) the search may turn a lipstick's hue from its colour word's: red stays red, nude stays nude
 LIP_HUE = 12.0
 
@@ -668,6 +674,10 @@ BASE_LEVEL, SCULPT_L = 1.0, 8.0
 BARE_LIKENESS = 0.3
 #: eyeshadow at natural strength leaves the lid at least this share of its own L* (less at bold, more at subtle)
 SHADOW_FLOOR = 0.35
+#: the least level of an asked-for blush (x CAPS["blush_a"] at the apples of the cheeks): "natural" still shows
+BLUSH_LEVEL = 0.7
+#: how much of the lips' own light and shade (lighter lower lip, darker corners) a lipstick keeps
+LIP_SHADING = 0.8
 #: how much of the photo's fine detail under a covering product its pigment hides, at full opacity
 COVER = dict(eyeshadow=0.3, eyeliner=0.6, brows=0.0, lips=0.5)
 
@@ -709,15 +719,28 @@ class Cosmetics(torch.nn.Module):
         p = self.prod[name]
         if p.asked or name == "brows":  # asked-for products show at any strength; brows are groomed in every look
             lvl = (0.55 + 0.45 * self.strength) * p.intensity
+            if name == "blush" and p.asked:  # an asked-for blush shows on the cheeks, however softly it is asked for
+                lvl = max(lvl, BLUSH_LEVEL)
         else:
             lvl = self.strength * p.intensity * BASE_LEVEL
         return float(min(max(lvl, 0.05), 1.0))
+
+    def nude_lips(self, name: str) -> bool:
+        "Whether `name` is a nude lipstick (asked as 'nude', or a lipstick with no colour word)."
+        return name == "lips" and (self.prod[name].shade_name == "nude" or self.prod[name].shade is None)
 
     def shade(self, name: str, span: tuple) -> torch.Tensor:
         "The product's Lab shade, moved by the search within `span` of its colour word's."
         p = self.prod[name]
         if p.shade is None and not p.asked:  # a wash under liner: the lid's own skin a little deeper and warmer
             lab = self.own["skin"] + torch.tensor([-10.0, 2.0, 4.0])
+        elif self.nude_lips(name):
+            # a nude is the wearer's own skin tone, a touch rosier (a pink beige on fair skin, a caramel on dark
+            # skin): one fixed nude reads as a brown lipstick on fair skin and as an ashy one on dark skin
+            L, a, b = (float(v) for v in self.own["skin"])
+            C, h = math.hypot(a, b), math.atan2(b, a) - math.radians(NUDE_TURN)
+            lab = torch.tensor([L + NUDE_LIFT, C * math.cos(h), C * math.sin(h)])
+            return (lab + torch.tensor(span) * torch.tanh(self.p[name + "_shade"])).view(1, 3, 1, 1)
         else:
             lab = torch.tensor(p.shade if p.shade is not None else hex_to_lab(COLOURS[DEFAULT_SHADES[name]]))
         # in a dark photo (or on dark skin) a product is seen darker too: no lipstick lighter than the face around it
@@ -729,6 +752,8 @@ class Cosmetics(torch.nn.Module):
         q, total = self.p[name], 0
         for i, (kind, g) in enumerate(skin_shapes(L, name)):
             amount, dx, dy = torch.sigmoid(q[i, 0]), 0.08 * torch.tanh(q[i, 1]), 0.08 * torch.tanh(q[i, 2])
+            if name == "blush" and self.prod[name].asked:  # the search may soften an asked-for blush, not remove it
+                amount = 0.5 + 0.5 * amount
             size = 1.0 + 0.18 * torch.tanh(q[i, 3])
             xs, ys = x - dx, y - dy
             if kind == "ellipse":
@@ -891,7 +916,10 @@ class Cosmetics(torch.nn.Module):
         # the search moves the shade's lightness and chroma, its hue only a little (a nude stays a nude, never olive):
         # shade and ombre together at most 10 L*, chroma x0.85-1.15, hue +-LIP_HUE degrees; the liner a deeper edge
         s, k = torch.tanh(self.p["lips_shade"]), min(1.0, 0.4 + lv)
-        target = lch_move(self.shade("lips", (0.0, 0.0, 0.0)), 5.0 * s[0] + 5.0 * k * ombre[:, :1] - 8.0 * q[1] * edge,
+        dL = 5.0 * s[0] + 5.0 * k * ombre[:, :1]
+        if self.nude_lips("lips"):  # a nude shows by going paler than the lips, hardly deeper (a deep nude reads brown)
+            dL = torch.where(dL > 0, dL, 0.3 * dL)
+        target = lch_move(self.shade("lips", (0.0, 0.0, 0.0)), dL - 8.0 * q[1] * edge,
                           (1 + 0.1 * s[1] + 0.05 * k * ombre[:, 1:2]) * (1 + 0.08 * q[1] * edge),
                           LIP_HUE * (0.7 * s[2] + 0.3 * k * ombre[:, 2:3]))
         fin = self.prod["lips"].finish
@@ -923,6 +951,10 @@ class Cosmetics(torch.nn.Module):
                     # lightness, so a deep-set or shaded lid deepens as much as a lit one looks, never to black
                     floor = SHADOW_FLOOR - 0.3 * (self.strength - 0.5)
                     target = torch.cat([torch.maximum(target[:, :1], floor * base[:, :1]), target[:, 1:].expand_as(base[:, 1:])], 1)
+                if name == "lips":  # a lipstick colours the lips, their light and shade stay (one flat colour reads as paint)
+                    L = base[:, :1]
+                    mean = (L * alpha).sum() / alpha.sum().clamp(min=1e-6)
+                    target = target + torch.cat([LIP_SHADING * (L - mean), torch.zeros_like(base[:, 1:])], 1)
                 step = alpha * (target - base)
                 # pigment hides part of what lies under it (a lip's shine spot, blotches), never the shading
                 lab = base + step + (lab - base) * (1 - COVER[name] * alpha)
