@@ -740,11 +740,11 @@ class Cosmetics(torch.nn.Module):
             L, a, b = (float(v) for v in self.own["skin"])
             C, h = math.hypot(a, b), math.atan2(b, a) - math.radians(NUDE_TURN)
             lab = torch.tensor([L + NUDE_LIFT, C * math.cos(h), C * math.sin(h)])
-            return (lab + torch.tensor(span) * torch.tanh(self.p[name + "_shade"])).view(1, 3, 1, 1)
         else:
             lab = torch.tensor(p.shade if p.shade is not None else hex_to_lab(COLOURS[DEFAULT_SHADES[name]]))
-        # in a dark photo (or on dark skin) a product is seen darker too: no lipstick lighter than the face around it
-        lab = lab - torch.tensor([0.5 * max(0.0, 60.0 - float(self.own["skin"][0])), 0.0, 0.0])
+        if not self.nude_lips(name):  # a nude is read off this photo's skin, so it is already as dark as the photo
+            # in a dark photo (or on dark skin) a product is seen darker too: no lipstick lighter than the face around it
+            lab = lab - torch.tensor([0.5 * max(0.0, 60.0 - float(self.own["skin"][0])), 0.0, 0.0])
         return (lab + torch.tensor(span) * torch.tanh(self.p[name + "_shade"])).view(1, 3, 1, 1)
 
     def shape_mask(self, name: str, x, y, L) -> torch.Tensor:
