@@ -250,18 +250,19 @@ def face_fields(lm, canvas, max_u: float = 96) -> dict:
         d_up, above = polyline_distance(P, L[upper]), _height_above(P, L[upper])
         axis = L[outer] - L[inner]
         browline = brow + [0, 0.05]  # the brow's lower edge
-        d_brow = polyline_distance(P, browline)
-        t = d_up / (d_up + d_brow + 1e-6)                               # the lid: 0 at the lash line, 1 at the brow
-        t = np.where(_height_above(P, browline) > 0, 1.25 + d_brow, t)   # above the brow: past the lid
+        h_brow = _height_above(P, browline)  # < 0 under the brow (carried on level past its ends: no step anywhere)
+        lift = np.clip(above, 0, None)  # heights, not distances: the lid's coordinate runs on past the eye's corners
+        t = np.where(h_brow > 0, 1.0 + 2.0 * h_brow,                    # above the brow: past the lid
+                     lift / (lift - h_brow + 1e-6))                      # the lid: 0 at the lash line, 1 at the brow
         m.update({f"{side}_up": d_up, f"{side}_above": above, f"{side}_lo": polyline_distance(P, L[lower]),
                   f"{side}_s": ((P - L[inner]) @ axis) / float(axis @ axis),  # 0 inner corner, 1 outer corner
-                  f"{side}_t": np.where(above < 0, 0.0, t)})
+                  f"{side}_t": t})
     eye = np.minimum(polygon_sdf(P, L[36:42]), polygon_sdf(P, L[42:48]))
-    nostrils = polygon_sdf(P, np.concatenate([L[31:36], (L[31:36] + [0, -0.1])[::-1]]))
+    nostrils = polygon_sdf(P, np.concatenate([L[31:36], (L[31:36] + [0, -0.06])[::-1]]))
     ramp = lambda d, a, b: np.clip((d - a) / (b - a), 0, 1) ** 2 * (3 - 2 * np.clip((d - a) / (b - a), 0, 1))  # smoothstep
     m["eyes_hole"] = ramp(eye, 0.0, 0.02)  # the eye itself is never painted; its rim fades in
     # bare skin: the hull without eyes, lips, nostrils and brows, each with a margin so skin products never reach them
-    m["skin"] = ramp(eye, 0.04, 0.14) * ramp(m["lips_sdf"], 0.02, 0.08) * ramp(m["brow_sdf"], 0.0, 0.06) * ramp(nostrils, 0.0, 0.05)
+    m["skin"] = ramp(eye, 0.04, 0.14) * ramp(m["lips_sdf"], 0.02, 0.08) * ramp(m["brow_sdf"], 0.0, 0.06) * ramp(nostrils, 0.0, 0.08)
     t = {n: torch.from_numpy(v.reshape(gh, gw).astype(np.float32)) for n, v in m.items()}
     pol = region_polygons(lm)
     hull = [(np.asarray(p) - [x0, y0] + 0.5) / k - 0.5 for p in pol["hull"]]
@@ -816,18 +817,21 @@ class Cosmetics(torch.nn.Module):
         for i, side in enumerate(("r", "l")):
             s, t, above = g[f"{side}_s"], g[f"{side}_t"], g[f"{side}_above"]
             along = ((1 - outer) + outer * torch.sigmoid((s - 0.45) / 0.15)) * _bump((s - 1).clamp(min=0), sweep) \
-                * _bump((-s - inner).clamp(min=0), 0.1)
+                * _bump((-s - inner).clamp(min=0), 0.2)
+            # the lash line (carried on level past the eye's corners) bounds the lid's shadow and the smudge under the
+            # eye: sharp along the lashes, blended wider the farther past a corner, where no lash line draws an edge
+            soft = 0.01 + 0.15 * ((s - 1).clamp(min=0) + (-s).clamp(min=0))
             f = _sample(fld[i:i + 1], (s.clamp(-0.2, 1.4) - 0.6) / 0.8, (t.clamp(0, 1.2) - 0.6) / 0.6)
             # full at the lash line, blended out over the lid to nothing at H + 0.15 (at most just past the brow's
             # lower edge): a gradient with no edge anywhere, as a brush leaves it, never a band that stops at the crease
             fade = ((H + top - t) / (0.75 * H + top)).clamp(0, 1)
-            lid = fade * fade * (3 - 2 * fade) * torch.sigmoid(above / 0.01) * along
+            lid = fade * fade * (3 - 2 * fade) * torch.sigmoid(above / soft) * along
             a_lid = a_lid + lid * (1 + 0.6 * f[:, :1])
             deep = deep + lid * f[:, 1:4]
             # the lower lash line: a soft touch at its outer half, or (smoky) the whole line to the outer corner,
             # where it meets the lid's colour: the ring around the eye that reads as smoky even on a hooded eye
             low_along = torch.sigmoid((s - 0.05) / 0.08) * torch.sigmoid((1.12 - s) / 0.05) if wide else _bump((s - 0.55).abs() ** 2, 0.3)
-            a_low = a_low + _bump(g[f"{side}_lo"], width) * torch.sigmoid(-above / 0.01) * low_along
+            a_low = a_low + _bump(g[f"{side}_lo"], width) * torch.sigmoid(-above / soft) * low_along
         t_min = torch.minimum(g["r_t"], g["l_t"])
         # the shade stays its colour word's hue (smoky stays grey-brown, never teal): lightness moves, colour barely
         shade = self.shade("eyeshadow", (8.0, 2.5, 2.5))
