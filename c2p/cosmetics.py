@@ -822,8 +822,9 @@ class Cosmetics(torch.nn.Module):
             # eye: sharp along the lashes, blended wider the farther past a corner, where no lash line draws an edge
             soft = 0.01 + 0.15 * ((s - 1).clamp(min=0) + (-s).clamp(min=0))
             f = _sample(fld[i:i + 1], (s.clamp(-0.2, 1.4) - 0.6) / 0.8, (t.clamp(0, 1.2) - 0.6) / 0.6)
-            # full at the lash line, blended out over the lid to nothing at H + 0.15 (at most just past the brow's
-            # lower edge): a gradient with no edge anywhere, as a brush leaves it, never a band that stops at the crease
+            # full at the lash line, blended out over the lid to nothing at t = H + top (over the brow t rises by twice
+            # the height: a day look ends at most 0.075 u above the brow's lower edge, a smoky one, blended over the
+            # brow bone, 0.15 u): a gradient with no edge anywhere, as a brush leaves it, never a band at the crease
             fade = ((H + top - t) / (0.75 * H + top)).clamp(0, 1)
             lid = fade * fade * (3 - 2 * fade) * torch.sigmoid(above / soft) * along
             a_lid = a_lid + lid * (1 + 0.6 * f[:, :1])
