@@ -810,7 +810,9 @@ class Cosmetics(torch.nn.Module):
         depth = 14.0 * lv * q[4]                                                 # deeper at the lash line
         smudge = CAPS["smudge_op"] * lv * (0.5 + 0.5 * q[5]) * (1.0 if self.look.smudge else 0.35)  # the lower lash line
         wide = 1.0 if self.look.smudge else 0.0  # smoky: blended wider, up over the brow bone and along the lower lashes
-        width, inner = (0.03 + 0.06 * q[6]) * (1 + wide), 0.15 * q[7]
+        # the smudge hugs the lower lashes (smoky: 0.045-0.09 u under them): blended down toward the cheek, it reads as
+        # dark circles, not makeup
+        width, inner = (0.045 + 0.045 * q[6] if wide else 0.03 + 0.06 * q[6]), 0.15 * q[7]
         top = 0.15 + 0.15 * wide
         fld = mirror_pair(torch.tanh(self.p["eyeshadow_field"]))
         a_lid, a_low, deep = 0, 0, 0
@@ -832,7 +834,8 @@ class Cosmetics(torch.nn.Module):
             # the lower lash line: a soft touch at its outer half, or (smoky) the whole line to the outer corner,
             # where it meets the lid's colour: the ring around the eye that reads as smoky even on a hooded eye
             low_along = torch.sigmoid((s - 0.05) / 0.08) * torch.sigmoid((1.12 - s) / 0.05) if wide else _bump((s - 0.55).abs() ** 2, 0.3)
-            a_low = a_low + _bump(g[f"{side}_lo"], width) * torch.sigmoid(-above / soft) * low_along
+            flare = 0.7 + 0.6 * s.clamp(0, 1.2) if wide else 1.0  # smoky: thin at the inner corner, fuller at the outer
+            a_low = a_low + _bump(g[f"{side}_lo"], width * flare) * torch.sigmoid(-above / soft) * low_along
         t_min = torch.minimum(g["r_t"], g["l_t"])
         # the shade stays its colour word's hue (smoky stays grey-brown, never teal): lightness moves, colour barely
         shade = self.shade("eyeshadow", (8.0, 2.5, 2.5))

@@ -22,7 +22,7 @@ from PIL import Image
 from c2p.core import shared_dir
 from c2p.cosmetics import parse_prompt, region_masks, face_canvas
 from c2p.evaluation import DLIB_THRESHOLD, DlibJudge, recompress, rescale
-from c2p.faces import load_photo
+from c2p.faces import load_photo, save_photo
 from c2p.looks import look_report
 from c2p.pipeline import ProtectConfig, load_models, protect
 
@@ -68,12 +68,11 @@ def main(argv=None):
             res = protect(path, prompt, models=models, progress=False, **({"steps": args.steps} if args.steps else {}))
             secs = time.perf_counter() - t
             stem = f"{name}_{path.stem}_{face_i if face_i is not None else 0}_{prompt.replace(' ', '-')}"
-            saved = out / f"{stem}.jpg"
-            res.image.save(saved, quality=95)
+            # saved as `c2p protect` saves it (the source's own JPEG tables): the look report judges what people get
+            saved = save_photo(res.image, out / f"{stem}.jpg", like=res.photo, overwrite=True)
             prot = load_photo(saved).image
-            ctrl = protect(path, prompt, models=control, progress=False, steps=1).image
-            ctrl.save(out / f"{stem}_control.jpg", quality=95)
-            ctrl = load_photo(out / f"{stem}_control.jpg").image
+            ctrl = protect(path, prompt, models=control, progress=False, steps=1)
+            ctrl = load_photo(save_photo(ctrl.image, out / f"{stem}_control.jpg", like=ctrl.photo, overwrite=True)).image
             fr = res.faces[face_i or 0] if face_i is not None else res.faces[0]
             box = [float(v) for v in fr.face.box]
             refs = photos[name]
