@@ -22,15 +22,15 @@ from .core import InputError
 # %% auto #0
 __all__ = ['PRODUCTS', 'FEATHER', 'FIELD_NAMES', 'COLOURS', 'COLOUR_ALIASES', 'DEFAULT_SHADES', 'CAPS', 'BRONZERS', 'STRENGTHS',
            'BASE', 'PRODUCT_WORDS', 'INTENSITY_WORDS', 'FINISH_WORDS', 'NAMED_LOOKS', 'STOPWORDS', 'MAX_PROMPT',
-           'FOREIGN_PHRASES', 'FOREIGN_WORDS', 'FOREIGN_STOPWORDS', 'NUDE_TURN', 'NUDE_LIFT', 'LIP_HUE', 'PAIR_ASYM',
-           'BASE_LEVEL', 'SCULPT_L', 'BARE_LIKENESS', 'SHADOW_FLOOR', 'BLUSH_LEVEL', 'LIP_SHADING', 'COVER',
-           'SHOW_PULL_MAX', 'LandmarkError', 'face_frame', 'check_landmarks', 'region_polygons', 'blur', 'region_masks',
-           'face_canvas', 'polyline_distance', 'polygon_sdf', 'face_fields', 'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab',
-           'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary', 'normalise_prompt', 'parse_prompt',
-           'skin_shapes', 'lch_move', 'mirror_pair', 'keep_skin_hue', 'chroma', 'skin_likeness', 'Cosmetics',
-           'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot', 'margins', 'identity_loss',
-           'CosmeticsResult', 'show_zones', 'show_lab', 'show_loss', 'SearchJob', 'cosmetic_search_batch',
-           'cosmetic_search']
+           'FOREIGN_PHRASES', 'FOREIGN_WORDS', 'FOREIGN_STOPWORDS', 'SHAPE_REACH', 'NUDE_TURN', 'NUDE_LIFT', 'LIP_HUE',
+           'PAIR_ASYM', 'BASE_LEVEL', 'SCULPT_L', 'BARE_LIKENESS', 'SHADOW_FLOOR', 'BLUSH_LEVEL', 'LIP_SHADING',
+           'COVER', 'SHOW_PULL_MAX', 'LandmarkError', 'face_frame', 'check_landmarks', 'region_polygons', 'blur',
+           'region_masks', 'face_canvas', 'polyline_distance', 'polygon_sdf', 'face_fields', 'rgb_to_lab', 'lab_to_rgb',
+           'hex_to_lab', 'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary', 'normalise_prompt',
+           'parse_prompt', 'pixel_window', 'skin_shapes', 'lch_move', 'mirror_pair', 'keep_skin_hue', 'chroma',
+           'skin_likeness', 'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot',
+           'margins', 'identity_loss', 'CosmeticsResult', 'show_zones', 'show_lab', 'show_loss', 'SearchJob',
+           'plateaued', 'cosmetic_search_batch', 'cosmetic_search']
 
 # %% ../nbs/08b_cosmetics.ipynb #c007
 class LandmarkError(InputError):
@@ -584,6 +584,29 @@ def _capsule(x, y, ax, ay, bx, by, r) -> torch.Tensor:
     dx, dy = x - ax - t * abx, y - ay - t * aby
     return torch.exp(-((dx * dx + dy * dy) / (r * r)).clamp(max=40.0))
 
+#: how many of its radii a soft shape exp(-(d/r)^2) reaches before it is below 1e-5 (exp(-12))
+SHAPE_REACH = math.sqrt(12.0)
+
+def pixel_window(x: torch.Tensor, y: torch.Tensor):
+    "From face-frame coordinate maps x, y [1,1,h,w] (affine in the pixels): a function (lo, hi) -> (rows, cols) slices covering that face-frame box."
+    h, w = x.shape[-2:]
+    r0, r1, c0, c1 = h // 4, max(3 * h // 4, h // 4 + 1), w // 4, max(3 * w // 4, w // 4 + 1)
+    X, Y = x[0, 0], y[0, 0]
+    x0, xc, xr, y0, yc, yr = torch.stack([X[r0, c0], X[r0, c1], X[r1, c0], Y[r0, c0], Y[r0, c1], Y[r1, c0]]).tolist()
+    a, b, c, d = (xc - x0) / (c1 - c0), (xr - x0) / (r1 - r0), (yc - y0) / (c1 - c0), (yr - y0) / (r1 - r0)
+    det = a * d - b * c
+    if h < 8 or w < 8 or abs(det) < 1e-12: return lambda lo, hi: (slice(0, h), slice(0, w))
+    def window(lo, hi):
+        (lx, ly), (hx, hy) = lo.tolist(), hi.tolist()
+        cs, rs = [], []
+        for fx, fy in ((lx, ly), (lx, hy), (hx, ly), (hx, hy)):  # the box's corners in pixels (inverse of the affine)
+            cs.append(c0 + (d * (fx - x0) - b * (fy - y0)) / det)
+            rs.append(r0 + (a * (fy - y0) - c * (fx - x0)) / det)
+        clip = lambda v, n: min(max(v, 0), n)
+        return (slice(clip(math.floor(min(rs)) - 2, h), clip(math.ceil(max(rs)) + 3, h)),
+                slice(clip(math.floor(min(cs)) - 2, w), clip(math.ceil(max(cs)) + 3, w)))
+    return window
+
 def _bump(v: torch.Tensor, width) -> torch.Tensor:
     "exp(-(v/width)^2), clamped like the shapes."
     return torch.exp(-((v / width) ** 2).clamp(max=40.0))
@@ -750,13 +773,21 @@ class Cosmetics(torch.nn.Module):
 
     def shape_mask(self, name: str, x, y, L) -> torch.Tensor:
         "The product's soft shapes [1,1,h,w], each moved (up to 0.08 u), resized (+-18%) and weighed by the search."
-        q, total = self.p[name], 0
+        q, total = self.p[name], torch.zeros_like(x)
+        h, w = x.shape[-2:]
+        window = pixel_window(x, y)
         for i, (kind, g) in enumerate(skin_shapes(L, name)):
+            # a shape is drawn on the window it can reach (sqrt(12) radii at its largest size, moved the most: past that
+            # it is < 1e-5), not on the whole canvas: the base's shapes were most of a render's time
+            r = SHAPE_REACH * 1.18 * float(max(g[1], g[2]) if kind == "ellipse" else g[-1])
+            pts = g[0][None] if kind == "ellipse" else torch.stack(g[:2]) if kind == "capsule" else g[0]
+            rows, cols = window(pts.min(0).values - r - 0.08, pts.max(0).values + r + 0.08)
+            if rows.start >= rows.stop or cols.start >= cols.stop: continue  # off the canvas
             amount, dx, dy = torch.sigmoid(q[i, 0]), 0.08 * torch.tanh(q[i, 1]), 0.08 * torch.tanh(q[i, 2])
             if name == "blush" and self.prod[name].asked:  # the search may soften an asked-for blush, not remove it
                 amount = 0.5 + 0.5 * amount
             size = 1.0 + 0.18 * torch.tanh(q[i, 3])
-            xs, ys = x - dx, y - dy
+            xs, ys = x[..., rows, cols] - dx, y[..., rows, cols] - dy
             if kind == "ellipse":
                 c, rx, ry, ang = g
                 m = _gauss_ellipse(xs, ys, c[0], c[1], rx * size, ry * size, ang)
@@ -766,7 +797,7 @@ class Cosmetics(torch.nn.Module):
             else:
                 line, r = g
                 m = torch.stack([_capsule(xs, ys, *line[j], *line[j + 1], r * size) for j in range(len(line) - 1)]).amax(0)
-            total = total + amount * m
+            total = total + F.pad(amount * m, (cols.start, w - cols.stop, rows.start, h - rows.stop))
         return total.clamp(max=1.0)
 
     def skin_change(self, g: dict, lab_base: torch.Tensor) -> torch.Tensor:
@@ -1036,6 +1067,8 @@ class CosmeticsConfig:
                                      # dlib's own detector and chip, and the person's other photos, see the face a little
                                      # differently (measured: 0.05-0.15 less than the port on our alignment)
     trial_steps: int = 20            # a face left unprotected: steps of a trial at the next strength (None/0: no trial)
+    plateau_steps: int | None = 12   # stop a face whose makeup shows once its last this-many steps took the clean face's
+    plateau_gain: float = 0.005      # least fooled recogniser less than this much further (None: run every step)
     smooth: float = 0.05             # the 'own colour' a product replaces: blur sigma in eye distances
     far: float = 0.01
     seed: int = 0
@@ -1138,6 +1171,12 @@ class SearchJob:
 #: how far the pull on a product that does not show yet may rise (x lambda_show): a dim or hooded lid needs it all
 SHOW_PULL_MAX = 100.0
 
+def plateaued(history: list, mode: str, window: int | None, gain: float) -> bool:
+    "Whether the last `window` steps moved the clean face's least fooled recogniser (its match margin) less than `gain`."
+    if not window or len(history) < 2 * window: return False
+    gap = [max(h["margins"].values()) if mode == "dodging" else -min(h["margins"].values()) for h in history]
+    return min(gap[:-window]) - min(gap[-window:]) < gain
+
 def _search_loop(jobs: list, surrogates, cfg, mode, steps) -> None:
     "Adam steps on every job's makeup, one FR batch per step, until each face is past the stop margin with its makeup shown."
     from c2p.search import ensemble_members, match_margin, pair_scores
@@ -1183,9 +1222,12 @@ def _search_loop(jobs: list, surrogates, cfg, mode, steps) -> None:
             if j.callback is not None:
                 j.callback({**rec, "stage": "search", "total": cfg.steps, "image": x.detach()})
             # stop once every view is fooled and the asked-for makeup shows (within 10% of `show_dE`)
-            if cfg.stop_margin is not None and all(v < -cfg.stop_margin for v in worst.values()) and float(show.detach()) < 0.1:
+            shown = float(show.detach()) < 0.1
+            if cfg.stop_margin is not None and all(v < -cfg.stop_margin for v in worst.values()) and shown:
                 j.stopped = True
                 continue
+            if shown and plateaued(j.history, mode, cfg.plateau_steps, cfg.plateau_gain):
+                continue  # more steps would barely move it: the time goes to the next face, or to the trial
             total = total + loss + (lam_show[i] - cfg.lambda_show) * show
             going.append((i, float(show.detach())))
         for i, _ in going: jobs[i].opt.zero_grad(set_to_none=True)
