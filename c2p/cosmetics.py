@@ -22,15 +22,15 @@ from .core import InputError
 # %% auto #0
 __all__ = ['PRODUCTS', 'FEATHER', 'FIELD_NAMES', 'COLOURS', 'COLOUR_ALIASES', 'DEFAULT_SHADES', 'CAPS', 'BRONZERS', 'STRENGTHS',
            'BASE', 'PRODUCT_WORDS', 'INTENSITY_WORDS', 'FINISH_WORDS', 'NAMED_LOOKS', 'STOPWORDS', 'MAX_PROMPT',
-           'FOREIGN_PHRASES', 'FOREIGN_WORDS', 'FOREIGN_STOPWORDS', 'SHAPE_REACH', 'NUDE_TURN', 'NUDE_LIFT', 'LIP_HUE',
-           'PAIR_ASYM', 'BASE_LEVEL', 'SCULPT_L', 'BARE_LIKENESS', 'SHADOW_FLOOR', 'BLUSH_LEVEL', 'LIP_SHADING',
-           'COVER', 'SHOW_PULL_MAX', 'LandmarkError', 'face_frame', 'check_landmarks', 'region_polygons', 'blur',
-           'region_masks', 'face_canvas', 'polyline_distance', 'polygon_sdf', 'face_fields', 'rgb_to_lab', 'lab_to_rgb',
-           'hex_to_lab', 'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary', 'normalise_prompt',
-           'parse_prompt', 'pixel_window', 'skin_shapes', 'lch_move', 'mirror_pair', 'keep_skin_hue', 'chroma',
-           'skin_likeness', 'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig', 'jitter', 'transfer_eot',
-           'margins', 'identity_loss', 'CosmeticsResult', 'show_zones', 'show_lab', 'show_loss', 'SearchJob',
-           'plateaued', 'cosmetic_search_batch', 'cosmetic_search']
+           'FOREIGN_PHRASES', 'FOREIGN_WORDS', 'FOREIGN_STOPWORDS', 'SHAPE_REACH', 'SHAPE_MOVE', 'SHAPE_RESIZE',
+           'NUDE_TURN', 'NUDE_LIFT', 'LIP_HUE', 'PAIR_ASYM', 'BASE_LEVEL', 'SCULPT_L', 'BARE_LIKENESS', 'SHADOW_FLOOR',
+           'BLUSH_LEVEL', 'LIP_SHADING', 'COVER', 'SHOW_PULL_MAX', 'LandmarkError', 'face_frame', 'check_landmarks',
+           'region_polygons', 'blur', 'region_masks', 'face_canvas', 'polyline_distance', 'polygon_sdf', 'face_fields',
+           'rgb_to_lab', 'lab_to_rgb', 'hex_to_lab', 'Product', 'strength_value', 'strength_name', 'Look', 'vocabulary',
+           'normalise_prompt', 'parse_prompt', 'pixel_window', 'skin_shapes', 'lch_move', 'mirror_pair',
+           'keep_skin_hue', 'chroma', 'skin_likeness', 'Cosmetics', 'own_colours', 'render_on_photo', 'CosmeticsConfig',
+           'jitter', 'transfer_eot', 'margins', 'identity_loss', 'CosmeticsResult', 'show_zones', 'show_lab',
+           'show_loss', 'SearchJob', 'plateaued', 'cosmetic_search_batch', 'cosmetic_search']
 
 # %% ../nbs/08b_cosmetics.ipynb #c007
 class LandmarkError(InputError):
@@ -586,6 +586,8 @@ def _capsule(x, y, ax, ay, bx, by, r) -> torch.Tensor:
 
 #: how many of its radii a soft shape exp(-(d/r)^2) reaches before it is below 1e-5 (exp(-12))
 SHAPE_REACH = math.sqrt(12.0)
+#: how far (eye distances) the search may move a base shape, and by what share it may resize it
+SHAPE_MOVE, SHAPE_RESIZE = 0.08, 0.18
 
 def pixel_window(x: torch.Tensor, y: torch.Tensor):
     "From face-frame coordinate maps x, y [1,1,h,w] (affine in the pixels): a function (lo, hi) -> (rows, cols) slices covering that face-frame box."
@@ -779,14 +781,14 @@ class Cosmetics(torch.nn.Module):
         for i, (kind, g) in enumerate(skin_shapes(L, name)):
             # a shape is drawn on the window it can reach (sqrt(12) radii at its largest size, moved the most: past that
             # it is < 1e-5), not on the whole canvas: the base's shapes were most of a render's time
-            r = SHAPE_REACH * 1.18 * float(max(g[1], g[2]) if kind == "ellipse" else g[-1])
+            r = SHAPE_REACH * (1 + SHAPE_RESIZE) * float(max(g[1], g[2]) if kind == "ellipse" else g[-1]) + SHAPE_MOVE
             pts = g[0][None] if kind == "ellipse" else torch.stack(g[:2]) if kind == "capsule" else g[0]
-            rows, cols = window(pts.min(0).values - r - 0.08, pts.max(0).values + r + 0.08)
+            rows, cols = window(pts.min(0).values - r, pts.max(0).values + r)
             if rows.start >= rows.stop or cols.start >= cols.stop: continue  # off the canvas
-            amount, dx, dy = torch.sigmoid(q[i, 0]), 0.08 * torch.tanh(q[i, 1]), 0.08 * torch.tanh(q[i, 2])
+            amount, dx, dy = torch.sigmoid(q[i, 0]), SHAPE_MOVE * torch.tanh(q[i, 1]), SHAPE_MOVE * torch.tanh(q[i, 2])
             if name == "blush" and self.prod[name].asked:  # the search may soften an asked-for blush, not remove it
                 amount = 0.5 + 0.5 * amount
-            size = 1.0 + 0.18 * torch.tanh(q[i, 3])
+            size = 1.0 + SHAPE_RESIZE * torch.tanh(q[i, 3])
             xs, ys = x[..., rows, cols] - dx, y[..., rows, cols] - dy
             if kind == "ellipse":
                 c, rx, ry, ang = g
